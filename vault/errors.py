@@ -1,0 +1,72 @@
+"""Every error the store raises, readable at once.
+
+    VaultError                      base; str() says what went wrong and what to do
+    ├── StorageError                the storage backend failed
+    │   ├── ObjectNotFound          an object the store needs is missing
+    │   └── TransientStorageError   worth retrying (timeouts, 5xx, throttling)
+    ├── RepositoryNotFound          no repository at that location (run init)
+    ├── RepositoryExists            init on a location that already holds one
+    ├── WrongKey                    the master key does not open this repository
+    ├── IntegrityError              an object failed authentication or a hash check;
+    │                               carries .object_name (and .snapshot_id when known)
+    ├── RepositoryLocked            another process holds a conflicting lock
+    ├── SnapshotNotFound            no snapshot matches the given id / selector
+    ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
+    └── ConfigError                 bad configuration given by the operator
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base class of every error raised by the store."""
+
+
+class StorageError(VaultError):
+    """The storage backend failed."""
+
+
+class ObjectNotFound(StorageError):
+    def __init__(self, name: str, location: str = "") -> None:
+        where = f" in {location}" if location else ""
+        super().__init__(f"object {name!r} not found{where}")
+        self.object_name = name
+
+
+class TransientStorageError(StorageError):
+    """A failure that may go away when the call is repeated."""
+
+
+class RepositoryNotFound(VaultError):
+    pass
+
+
+class RepositoryExists(VaultError):
+    pass
+
+
+class WrongKey(VaultError):
+    pass
+
+
+class IntegrityError(VaultError):
+    def __init__(self, message: str, object_name: str, snapshot_id: str | None = None) -> None:
+        super().__init__(message)
+        self.object_name = object_name
+        self.snapshot_id = snapshot_id
+
+
+class RepositoryLocked(VaultError):
+    pass
+
+
+class SnapshotNotFound(VaultError):
+    pass
+
+
+class SourceError(VaultError):
+    pass
+
+
+class ConfigError(VaultError):
+    pass
