@@ -1,0 +1,1 @@
+"""scholar-ops: the operator-facing package (command line, demo, generated sample data)."""

@@ -1,18 +1,18 @@
 """Every error the store raises, readable at once.
 
-    VaultError                      base; str() says what went wrong and what to do
-    ├── StorageError                the storage backend failed
-    │   ├── ObjectNotFound          an object the store needs is missing
-    │   └── TransientStorageError   worth retrying (timeouts, 5xx, throttling)
-    ├── RepositoryNotFound          no repository at that location (run init)
-    ├── RepositoryExists            init on a location that already holds one
-    ├── WrongKey                    the master key does not open this repository
-    ├── IntegrityError              an object failed authentication or a hash check;
-    │                               carries .object_name (and .snapshot_id when known)
-    ├── RepositoryLocked            another process holds a conflicting lock
-    ├── SnapshotNotFound            no snapshot matches the given id / selector
-    ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
-    └── ConfigError                 bad configuration given by the operator
+VaultError                      base; str() says what went wrong and what to do
+├── StorageError                the storage backend failed
+│   ├── ObjectNotFound          an object the store needs is missing
+│   └── TransientStorageError   worth retrying (timeouts, 5xx, throttling)
+├── RepositoryNotFound          no repository at that location (run init)
+├── RepositoryExists            init on a location that already holds one
+├── WrongKey                    the master key does not open this repository
+├── IntegrityError              an object failed authentication or a hash check;
+│                               carries .object_name (and .snapshot_id when known)
+├── RepositoryLocked            another process holds a conflicting lock
+├── SnapshotNotFound            no snapshot matches the given id / selector
+├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
+└── ConfigError                 bad configuration given by the operator
 """
 
 from __future__ import annotations

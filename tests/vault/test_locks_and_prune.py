@@ -1,0 +1,156 @@
+"""Locks in the store, retention and prune."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scholar_ops.datagen import GeneratedStream
+from vault.archiver import BackupWriter, backup_stream
+from vault.checker import check
+from vault.errors import RepositoryLocked
+from vault.lock import Lock, list_locks, remove_locks
+from vault.prune import RetentionPolicy, apply_policy, forget_and_prune
+from vault.repository import Repository
+from vault.restorer import restore_stream
+from vault.snapshot import Snapshot
+
+MB = 1 << 20
+
+
+class SlowStream:
+    """Yields data only when the test lets it, so a backup can be held open mid-way."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def read(self, n: int = -1, /) -> bytes:
+        self.started.set()
+        self.go.wait(30)
+        return self.data.read(n)
+
+
+def test_delete_beside_a_backup_cannot_remove_chunks_it_uses(repo, master):
+    base = GeneratedStream(8 * MB, seed=31).read()
+    old = backup_stream(repo, io.BytesIO(base), component="c", target="t")
+    # The next backup reuses every chunk of `old`; meanwhile someone forgets `old` and prunes.
+    stream = SlowStream(base + b"tail")
+    result: dict[str, object] = {}
+
+    def run_backup() -> None:
+        result["snap"] = backup_stream(
+            Repository.open(repo.storage, master), stream, component="c", target="t"
+        )
+
+    t = threading.Thread(target=run_backup)
+    t.start()
+    assert stream.started.wait(30)
+    other = Repository.open(repo.storage, master)
+    with pytest.raises(RepositoryLocked, match="backup c/t"):
+        forget_and_prune(other, [old.backup_id])
+    # A waiting prune runs only once the backup has committed.
+    pruner = threading.Thread(target=lambda: forget_and_prune(other, [old.backup_id], wait=60))
+    pruner.start()
+    time.sleep(0.5)
+    assert repo.snapshot_ids() == [old.backup_id]
+    stream.go.set()
+    t.join(60)
+    pruner.join(60)
+    snap = result["snap"]
+    assert isinstance(snap, Snapshot)
+    assert repo.snapshot_ids() == [snap.backup_id]
+    out = io.BytesIO()
+    restore_stream(repo, repo.load_snapshot(snap.backup_id), out)
+    assert out.getvalue() == base + b"tail"
+    assert check(repo, read_data=1.0).ok
+
+
+def test_prune_removes_only_unneeded_packs(repo):
+    a = backup_stream(repo, GeneratedStream(10 * MB, seed=32), component="c", target="t")
+    b = backup_stream(repo, GeneratedStream(10 * MB, seed=33), component="c", target="t")
+    report = forget_and_prune(repo, [a.backup_id])
+    assert report.packs_deleted == len(a.packs)
+    remaining = {o.name.rsplit("/", 1)[-1] for o in repo.storage.list("data/")}
+    assert remaining == set(b.packs)
+    assert len(list(repo.storage.list("index/"))) == 1
+    assert check(repo, read_data=1.0).ok
+    from scholar_ops.datagen import CompareSink
+
+    sink = CompareSink(GeneratedStream(10 * MB, seed=33))
+    restore_stream(repo, repo.load_snapshot(b.backup_id), sink)
+    assert sink.identical
+
+
+def test_dry_run_changes_nothing(repo):
+    a = backup_stream(repo, GeneratedStream(4 * MB, seed=34), component="c", target="t")
+    before = sorted(o.name for o in repo.storage.list())
+    report = forget_and_prune(repo, [a.backup_id], dry_run=True)
+    assert report.packs_deleted == len(a.packs)
+    assert sorted(o.name for o in repo.storage.list()) == before
+
+
+def test_exclusive_locks_exclude_and_stale_locks_expire(storage):
+    with (
+        Lock(storage, "prune", exclusive=True),
+        pytest.raises(RepositoryLocked, match=r"exclusive lock .* \(prune\)"),
+    ):
+        Lock(storage, "backup").acquire()
+    with Lock(storage, "backup a"), Lock(storage, "backup b"):  # shared locks coexist
+        assert len(list_locks(storage)) == 2
+    assert list_locks(storage) == []
+    # A lock whose holder died (never refreshed) stops counting once stale.
+    dead = Lock(storage, "backup", clock=lambda: time.time() - 3600)
+    dead._write()
+    with Lock(storage, "prune", exclusive=True):
+        pass
+    assert remove_locks(storage) == 1
+    assert list_locks(storage) == []
+
+
+def test_lock_is_refreshed_while_held(storage):
+    lock = Lock(storage, "backup", refresh_every=0.05)
+    with lock:
+        first = lock.info.refreshed
+        time.sleep(0.3)
+        (held,) = list_locks(storage)
+        assert held.refreshed > first
+
+
+def _snap(ts: datetime, **kw) -> Snapshot:
+    return Snapshot(
+        backup_id=ts.isoformat(),
+        backup_type="incremental",
+        timestamp=ts.isoformat(),
+        size_bytes=0,
+        checksum="",
+        encryption_key_id="",
+        storage_location="",
+        retention_until=kw.get("retention_until"),
+        component=kw.get("component", "pg"),
+        target="db",
+    )
+
+
+def test_retention_policy_keeps_last_daily_and_held_snapshots():
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    snaps = [_snap(now - timedelta(hours=6 * i)) for i in range(20)]  # 5 days, 4 a day
+    held = _snap(now - timedelta(days=30), retention_until=(now + timedelta(days=1)).isoformat())
+    keep, forget = apply_policy([*snaps, held], RetentionPolicy(keep_last=2, keep_daily=3), now)
+    kept = {s.backup_id for s in keep}
+    assert {snaps[0].backup_id, snaps[1].backup_id, held.backup_id} <= kept
+    days = {datetime.fromisoformat(s.timestamp).date() for s in keep if s is not held}
+    assert len(days) == 3
+    assert len(keep) + len(forget) == 21
+    assert len(keep) == 2 + 2 + 1  # last two share day 1 with the daily pick; two more days; held
+
+
+def test_writer_outside_context_manager_is_an_error(repo):
+    w = BackupWriter(repo, component="c", target="t")
+    with pytest.raises(Exception, match="context manager"):
+        w.add_stream("x", io.BytesIO(b"x"))

@@ -1,0 +1,309 @@
+"""Opening, creating and reading a repository: config, keys, index, snapshots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from vault.chunker import ChunkerParams
+from vault.crypto import aead
+from vault.crypto.keys import KeySet, MasterKey
+from vault.errors import (
+    IntegrityError,
+    ObjectNotFound,
+    RepositoryExists,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    VaultError,
+    WrongKey,
+)
+from vault.index import INDEX_KIND, INDEX_PREFIX, Index, decode_index, encode_index, new_index_name
+from vault.lock import Lock
+from vault.pack import PACK_PREFIX, BlobEntry, pack_id_of, read_header
+from vault.snapshot import SNAPSHOT_KIND, SNAPSHOT_PREFIX, Snapshot
+from vault.storage.base import Storage
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config"
+CONFIG_KIND = "config"
+KEYS_PREFIX = "keys/"
+DEFAULT_PACK_SIZE = 16 << 20
+log = logging.getLogger("vault.repository")
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_id: str
+    version: int
+    chunker: ChunkerParams
+    compression: str
+    compression_level: int | None
+    pack_size: int
+    current_key_id: str
+    created: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "repo_id": self.repo_id,
+                "version": self.version,
+                "chunker": self.chunker.to_json(),
+                "compression": self.compression,
+                "compression_level": self.compression_level,
+                "pack_size": self.pack_size,
+                "current_key_id": self.current_key_id,
+                "created": self.created,
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> RepoConfig:
+        d: dict[str, Any] = json.loads(payload)
+        d["chunker"] = ChunkerParams(**d["chunker"])
+        return cls(**d)
+
+
+class Repository:
+    def __init__(
+        self, storage: Storage, master: MasterKey, keys: dict[bytes, KeySet], config: RepoConfig
+    ) -> None:
+        self.storage = storage
+        self.master = master
+        self.keys = keys
+        self.config = config
+        self.key = keys[bytes.fromhex(config.current_key_id)]
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    # -- creating and opening -------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        storage: Storage,
+        master: MasterKey,
+        *,
+        chunker: ChunkerParams | None = None,
+        compression: str = "zstd",
+        compression_level: int | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+    ) -> Repository:
+        if any(True for _ in storage.list(KEYS_PREFIX)) or _exists(storage, CONFIG_NAME):
+            raise RepositoryExists(
+                f"{storage.location} already holds a scholar-ops repository; open it instead"
+            )
+        from vault.compress import Compressor
+
+        Compressor(compression, compression_level)  # validates the name early
+        keyset = KeySet.generate()
+        config = RepoConfig(
+            repo_id=KeySet.generate().key_id.hex() * 4,
+            version=FORMAT_VERSION,
+            chunker=chunker or ChunkerParams(),
+            compression=compression,
+            compression_level=compression_level,
+            pack_size=pack_size,
+            current_key_id=keyset.key_id_hex,
+            created=datetime.now(UTC).isoformat(),
+        )
+        storage.put(KEYS_PREFIX + keyset.key_id_hex, keyset.wrap(master))
+        repo = cls(storage, master, {keyset.key_id: keyset}, config)
+        storage.put(CONFIG_NAME, repo.seal(CONFIG_KIND, config.to_json()))
+        return repo
+
+    @classmethod
+    def open(cls, storage: Storage, master: MasterKey) -> Repository:
+        key_objects = [o.name for o in storage.list(KEYS_PREFIX)]
+        if not key_objects:
+            raise RepositoryNotFound(
+                f"no scholar-ops repository at {storage.location}: create one with `scholar-ops setup` "
+                "(or Repository.init)"
+            )
+        keys: dict[bytes, KeySet] = {}
+        wrong: WrongKey | None = None
+        for name in key_objects:
+            try:
+                ks = KeySet.unwrap(storage.get(name), master, name)
+            except WrongKey as e:
+                wrong = e
+                continue
+            keys[ks.key_id] = ks
+        if not keys:
+            assert wrong is not None
+            raise wrong
+        try:
+            sealed = storage.get(CONFIG_NAME)
+        except ObjectNotFound:
+            raise RepositoryNotFound(
+                f"{storage.location} has keys but no config object: the repository is incomplete"
+            ) from None
+        payload = _unseal_with(keys, CONFIG_KIND, sealed, CONFIG_NAME)
+        return cls(storage, master, keys, RepoConfig.from_json(payload))
+
+    # -- sealing --------------------------------------------------------------
+
+    def seal(self, kind: str, payload: bytes) -> bytes:
+        return aead.seal(self.key.enc_key, self.key.key_id, kind, payload)
+
+    def unseal(self, kind: str, data: bytes, name: str) -> bytes:
+        return _unseal_with(self.keys, kind, data, name)
+
+    def get_sealed(self, kind: str, name: str) -> bytes:
+        return self.unseal(kind, self.storage.get(name), name)
+
+    @property
+    def enc_keys(self) -> dict[bytes, bytes]:
+        return {kid: ks.enc_key for kid, ks in self.keys.items()}
+
+    # -- locks ----------------------------------------------------------------
+
+    def lock(self, operation: str, exclusive: bool = False, wait: float = 0.0) -> Lock:
+        return Lock(self.storage, operation, exclusive, wait=wait)
+
+    # -- index ----------------------------------------------------------------
+
+    def load_index(self) -> Index:
+        index = Index()
+        names = [o.name for o in self.storage.list(INDEX_PREFIX)]
+        with ThreadPoolExecutor(8) as pool:
+            for packs in pool.map(self._read_index, names):
+                for pack_id, entries in packs.items():
+                    index.add_pack(pack_id, entries)
+        return index
+
+    def _read_index(self, name: str) -> dict[str, list[BlobEntry]]:
+        payload = self.get_sealed(INDEX_KIND, name)
+        try:
+            return decode_index(payload)
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"{name}: index is malformed ({e})", name) from None
+
+    def write_index(self, packs: dict[str, list[BlobEntry]]) -> tuple[str, int]:
+        name = new_index_name()
+        data = self.seal(INDEX_KIND, encode_index(packs))
+        self.storage.put(name, data)
+        return name, len(data)
+
+    def pack_sizes(self) -> dict[str, int]:
+        return {pack_id_of(o.name): o.size for o in self.storage.list(PACK_PREFIX)}
+
+    def unindexed_packs(self, index: Index) -> Iterator[tuple[str, list[BlobEntry]]]:
+        """Complete packs that no index names (left by an interrupted backup), with their headers."""
+        for pack_id, size in self.pack_sizes().items():
+            if pack_id in index.packs:
+                continue
+            name = PACK_PREFIX + pack_id[:2] + "/" + pack_id
+            try:
+                _, entries = read_header(self.storage, name, size, self.enc_keys)
+            except (IntegrityError, ObjectNotFound) as e:
+                log.warning("ignoring unreadable unindexed pack %s: %s", name, e)
+                continue
+            yield pack_id, entries
+
+    # -- snapshots ------------------------------------------------------------
+
+    def snapshot_ids(self) -> list[str]:
+        return [o.name[len(SNAPSHOT_PREFIX) :] for o in self.storage.list(SNAPSHOT_PREFIX)]
+
+    def load_snapshot(self, backup_id: str) -> Snapshot:
+        name = SNAPSHOT_PREFIX + backup_id
+        try:
+            payload = self.get_sealed(SNAPSHOT_KIND, name)
+        except ObjectNotFound:
+            raise SnapshotNotFound(f"no snapshot {backup_id} in {self.location}") from None
+        try:
+            return Snapshot.from_json(payload)
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"{name}: manifest is malformed ({e})", name, backup_id) from None
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every committed snapshot, oldest first."""
+        with ThreadPoolExecutor(8) as pool:
+            snaps = list(pool.map(self.load_snapshot, self.snapshot_ids()))
+        return sorted(snaps, key=lambda s: s.timestamp)
+
+    def find_snapshot(
+        self,
+        selector: str,
+        *,
+        component: str | None = None,
+        target: str | None = None,
+        before: datetime | None = None,
+    ) -> Snapshot:
+        """By full id, unique id prefix, or ``latest`` (optionally before a time)."""
+        if selector != "latest":
+            matches = [i for i in self.snapshot_ids() if i.startswith(selector)]
+            if len(matches) > 1:
+                raise SnapshotNotFound(
+                    f"snapshot id prefix {selector!r} is ambiguous: give more digits"
+                )
+            if not matches:
+                raise SnapshotNotFound(
+                    f"no snapshot {selector!r} in {self.location}: list them with `scholar-ops snapshots`"
+                )
+            return self.load_snapshot(matches[0])
+        snaps = [
+            s
+            for s in self.snapshots()
+            if (component is None or s.component == component)
+            and (target is None or s.target == target)
+            and (before is None or s.time <= before)
+        ]
+        if not snaps:
+            what = " ".join(
+                x
+                for x in (
+                    f"component={component}" if component else "",
+                    f"target={target}" if target else "",
+                    f"before {before.isoformat()}" if before else "",
+                )
+                if x
+            )
+            raise SnapshotNotFound(
+                f"no snapshot{' with ' + what if what else ''} in {self.location}"
+            )
+        return snaps[-1]
+
+    def commit_snapshot(self, snap: Snapshot) -> int:
+        data = self.seal(SNAPSHOT_KIND, snap.to_json())
+        self.storage.put(SNAPSHOT_PREFIX + snap.backup_id, data)
+        return len(data)
+
+    # -- keys -----------------------------------------------------------------
+
+    def rotate_master_key(self, new_master: MasterKey) -> list[str]:
+        """Rewrap every key set with a new master key. No data object is rewritten."""
+        rewritten = []
+        with self.lock("key rotate", exclusive=True, wait=60):
+            for kid, ks in self.keys.items():
+                name = KEYS_PREFIX + kid.hex()
+                self.storage.put(name, ks.wrap(new_master))
+                rewritten.append(name)
+            self.master = new_master
+        return rewritten
+
+
+def _exists(storage: Storage, name: str) -> bool:
+    try:
+        storage.stat(name)
+        return True
+    except ObjectNotFound:
+        return False
+
+
+def _unseal_with(keys: dict[bytes, KeySet], kind: str, data: bytes, name: str) -> bytes:
+    kid = aead.sealed_key_id(data, name)
+    ks = keys.get(kid)
+    if ks is None:
+        raise IntegrityError(f"{name}: written with unknown key {kid.hex()} (damaged?)", name)
+    return aead.unseal(ks.enc_key, kind, data, name)
+
+
+__all__ = ["RepoConfig", "Repository", "VaultError"]
