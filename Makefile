@@ -1,0 +1,62 @@
+# scholar-ops: developer and CI entry points. `make test` works on a fresh
+# Debian 12 machine as root: it installs what is missing (see scripts/install-deps.sh).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# pip may put uv in ~/.local/bin; a recursive variable, so it is looked up after
+# `deps` has run.
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+MYPY_PATHS := vault blocks tasks flows scholar_ops tests
+PYTEST_ARGS ?=
+
+.PHONY: help deps system-deps uv sync test pytest lint typecheck fmt demo bench clean
+
+help:
+	@echo "make test    deps, lint (ruff, format check, mypy), then pytest"
+	@echo "make deps    install uv, Debian packages (postgresql, redis, restic, zstd), uv sync"
+	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make fmt     ruff format + ruff check --fix"
+	@echo "make demo    run the end-to-end demo"
+	@echo "make bench   run the backup store benchmark"
+
+uv:
+	scripts/install-deps.sh uv
+
+system-deps: uv
+	scripts/install-deps.sh system
+
+sync: uv
+	$(UV) sync --locked
+
+deps: system-deps sync
+
+lint: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy $(MYPY_PATHS)
+
+typecheck: sync
+	$(UV) run mypy $(MYPY_PATHS)
+
+fmt: sync
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+pytest: deps
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test: deps lint
+	$(UV) run pytest $(PYTEST_ARGS)
+
+demo: deps
+	$(UV) run python -m scholar_ops.demo
+
+bench: deps
+	$(UV) run python bench/store_bench.py
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,77 @@
+"""Each service fixture really starts its own service and works."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from tests.fixtures.postgres import PgServer
+from tests.fixtures.redis import RedisServer
+
+
+def test_pg_server_is_ours(pg_server: PgServer) -> None:
+    assert pg_server.host == "127.0.0.1"
+    assert pg_server.port != 5432
+    assert (pg_server.datadir / "PG_VERSION").exists()
+    with psycopg.connect(pg_server.dsn(), connect_timeout=10) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        assert row[0] == str(pg_server.datadir)
+        fsync = conn.execute("SHOW fsync").fetchone()
+        assert fsync is not None and fsync[0] == "off"
+
+
+def test_pg_db_create_table_and_read_back(pg_db: str) -> None:
+    with psycopg.connect(pg_db, connect_timeout=10) as conn:
+        conn.execute("CREATE TABLE papers (id serial PRIMARY KEY, title text NOT NULL)")
+        conn.execute(
+            "INSERT INTO papers (title) VALUES (%s), (%s)", ("Attention", "Retrieval — RAG")
+        )
+        conn.commit()
+    with psycopg.connect(pg_db, connect_timeout=10) as conn:
+        rows = conn.execute("SELECT id, title FROM papers ORDER BY id").fetchall()
+    assert rows == [(1, "Attention"), (2, "Retrieval — RAG")]
+
+
+def test_pg_db_is_fresh_each_time(pg_db: str) -> None:
+    with psycopg.connect(pg_db, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert row == (0,)
+
+
+def test_create_database_helper(pg_server: PgServer) -> None:
+    dsn = pg_server.create_database("helper_check")
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            row = conn.execute("SELECT current_database()").fetchone()
+        assert row == ("helper_check",)
+    finally:
+        pg_server.drop_database("helper_check")
+
+
+def test_redis_server_is_ours(redis_server: RedisServer) -> None:
+    assert redis_server.port != 6379
+    assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+
+
+def test_redis_set_get(redis_client: redis.Redis) -> None:
+    redis_client.set("scholar:key", b"value")
+    assert redis_client.get("scholar:key") == b"value"
+
+
+def test_redis_client_is_flushed(redis_client: redis.Redis) -> None:
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_prefect_harness_runs_a_flow() -> None:
+    from prefect import flow
+
+    @flow
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert add(2, 3) == 5
