@@ -93,22 +93,33 @@ class GeneratedStream:
             total += len(line)
         self._pool = b"".join(lines)
         self._rng = random.Random(seed + 1)
-        self._buf = b""
+        self._pool_view = memoryview(self._pool)
+        self._slice_start = 0
+        self._slice_left = 0
+
+    def readinto(self, b: memoryview | bytearray, /) -> int:
+        """Fill ``b`` without allocating (how the store reads pipes and files)."""
+        out = memoryview(b).cast("B")
+        n = min(len(out), self.size - self.pos)
+        done = 0
+        while done < n:
+            if not self._slice_left:
+                self._slice_start = self._rng.randrange(0, len(self._pool) - self.SLICE)
+                self._slice_left = self.SLICE
+            take = min(n - done, self._slice_left)
+            out[done : done + take] = self._pool_view[self._slice_start : self._slice_start + take]
+            self._slice_start += take
+            self._slice_left -= take
+            done += take
+        self.pos += n
+        return n
 
     def read(self, n: int = -1, /) -> bytes:
         if n < 0:
             n = self.size - self.pos
-        n = min(n, self.size - self.pos)
-        out = bytearray()
-        while len(out) < n:
-            if not self._buf:
-                start = self._rng.randrange(0, len(self._pool) - self.SLICE)
-                self._buf = self._pool[start : start + self.SLICE]
-            take = min(n - len(out), len(self._buf))
-            out += self._buf[:take]
-            self._buf = self._buf[take:]
-        self.pos += len(out)
-        return bytes(out)
+        buf = bytearray(min(n, self.size - self.pos))
+        got = self.readinto(buf)
+        return bytes(buf[:got])
 
 
 class EditedStream:

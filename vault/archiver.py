@@ -72,7 +72,7 @@ class BackupWriter:
         compression_level: int | None = None,
         pack_size: int | None = None,
         workers: int = 2,
-        inflight: int = 8,
+        inflight: int = 16,
         upload_slots: int = 2,
         progress: Callable[[Progress], None] | None = None,
         lock: bool = True,
@@ -150,7 +150,7 @@ class BackupWriter:
             raise VaultError("BackupWriter must be used as a context manager (with ...:)")
         entry = Entry(name=name, kind=meta.pop("kind", "stream"), **meta)
         sha = hashlib.sha256()
-        queue: deque[tuple[bytes, int, Future[bytes]]] = deque()
+        queue: deque[tuple[bytes, int, Future[tuple[bytes, bytes]]]] = deque()
         for chunk in self.chunker.chunks(stream):
             sha.update(chunk)
             cid = blake3.blake3(chunk, key=self._id_key).digest()
@@ -176,10 +176,11 @@ class BackupWriter:
         """Record a chunk-less entry (directory, symlink, empty file)."""
         self.entries.append(entry)
 
-    def _seal_blob(self, cid: bytes, chunk: bytes) -> bytes:
-        return aead.encrypt_blob(self._aes, cid, self.compressor.compress(chunk))
+    def _seal_blob(self, cid: bytes, chunk: memoryview) -> tuple[bytes, bytes]:
+        alg, body = self.compressor.compress(chunk)
+        return aead.encrypt_blob(self._aes, cid, alg, body)
 
-    def _add_blob(self, cid: bytes, raw_length: int, fut: Future[bytes]) -> None:
+    def _add_blob(self, cid: bytes, raw_length: int, fut: Future[tuple[bytes, bytes]]) -> None:
         blob = fut.result()
         if self._pack is None:
             self._pack = PackBuilder(self.repo.key.key_id)

@@ -34,11 +34,11 @@ class Compressor:
         except KeyError:
             raise ConfigError(f"unknown compression {name!r}: choose zstd, gzip or none") from None
         self.name = name
-        self.level = level if level is not None else {"zstd": 3, "gzip": 6, "none": 0}[name]
+        self.level = level if level is not None else {"zstd": 1, "gzip": 6, "none": 0}[name]
         self._local = threading.local()
 
-    def compress(self, data: bytes) -> bytes:
-        """Return ``alg byte | body``; stored raw when compression does not help."""
+    def compress(self, data: bytes | memoryview) -> tuple[Algorithm, bytes | memoryview]:
+        """Return (algorithm, body); the data itself when compression does not help."""
         if self.algorithm is Algorithm.ZSTD:
             ctx = getattr(self._local, "zstd", None)
             if ctx is None:
@@ -47,19 +47,18 @@ class Compressor:
         elif self.algorithm is Algorithm.GZIP:
             body = zlib.compress(data, self.level, wbits=31)
         else:
-            return bytes([Algorithm.NONE]) + data
+            return Algorithm.NONE, data
         if len(body) >= len(data):
-            return bytes([Algorithm.NONE]) + data
-        return bytes([self.algorithm]) + body
+            return Algorithm.NONE, data
+        return self.algorithm, body
 
 
 _dctx = threading.local()
 
 
-def decompress(payload: bytes, raw_length: int) -> bytes:
-    alg, body = payload[0], memoryview(payload)[1:]
+def decompress(alg: int, body: bytes, raw_length: int) -> bytes:
     if alg == Algorithm.NONE:
-        return bytes(body)
+        return body
     if alg == Algorithm.ZSTD:
         ctx = getattr(_dctx, "zstd", None)
         if ctx is None:

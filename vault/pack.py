@@ -47,16 +47,15 @@ class PackBuilder:
 
     def __init__(self, key_id: bytes) -> None:
         self.key_id = key_id
-        self.buf = bytearray(PACK_MAGIC + key_id)
+        self.parts: list[bytes] = [PACK_MAGIC + key_id]
+        self.size = len(self.parts[0])
         self.entries: list[BlobEntry] = []
 
-    @property
-    def size(self) -> int:
-        return len(self.buf)
-
-    def add(self, chunk_id: bytes, blob: bytes, raw_length: int) -> None:
-        self.entries.append(BlobEntry(chunk_id, len(self.buf), len(blob), raw_length))
-        self.buf += blob
+    def add(self, chunk_id: bytes, blob_parts: tuple[bytes, ...], raw_length: int) -> None:
+        length = sum(len(p) for p in blob_parts)
+        self.entries.append(BlobEntry(chunk_id, self.size, length, raw_length))
+        self.parts.extend(blob_parts)
+        self.size += length
 
     def finish(self, enc_key: bytes) -> bytes:
         header = json.dumps(
@@ -64,9 +63,9 @@ class PackBuilder:
             separators=(",", ":"),
         ).encode()
         sealed = aead.seal(enc_key, self.key_id, HEADER_KIND, header)
-        self.buf += sealed
-        self.buf += struct.pack(">I", len(sealed))
-        return bytes(self.buf)
+        data = b"".join([*self.parts, sealed, struct.pack(">I", len(sealed))])
+        self.parts = []
+        return data
 
 
 def pack_key_id(data: bytes, name: str) -> bytes:

@@ -61,9 +61,9 @@ class ChunkReader:
 
     def verify(self, chunk_id: bytes, blob: bytes | memoryview, loc: Location, name: str) -> bytes:
         aes, id_key = self._key_for_pack(loc.pack_id)
-        payload = aead.decrypt_blob(aes, chunk_id, blob, name)
+        alg, body = aead.decrypt_blob(aes, chunk_id, blob, name)
         try:
-            data = decompress(payload, loc.raw_length)
+            data = decompress(alg, body, loc.raw_length)
         except Exception as e:
             raise IntegrityError(
                 f"{name}: blob {chunk_id.hex()[:16]}… does not decompress ({e})", name

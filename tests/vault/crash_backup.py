@@ -12,11 +12,12 @@ from scholar_ops.datagen import GeneratedStream
 from vault.archiver import backup_stream
 from vault.crypto.keys import MasterKey
 from vault.repository import Repository
-from vault.storage import LocalStorage, S3Storage
+from vault.storage import LocalStorage, S3Storage, Storage
 
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    storage: Storage
     if spec["kind"] == "local":
         storage = LocalStorage(spec["root"])
     else:

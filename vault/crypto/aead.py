@@ -2,8 +2,8 @@
 
 Sealed object: ``magic "SOS1" | key-id (8) | nonce (12) | ciphertext+tag``, with
 ``magic | key-id | kind`` as associated data so an object of one kind cannot be
-passed off as another. Blob: ``nonce (12) | ciphertext+tag`` with the chunk id as
-associated data.
+passed off as another. Blob: ``alg (1) | nonce (12) | ciphertext+tag`` with the
+chunk id and the compression byte as associated data.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ KEY_ID_LEN = 8
 NONCE_LEN = 12
 TAG_LEN = 16
 SEALED_OVERHEAD = len(SEALED_MAGIC) + KEY_ID_LEN + NONCE_LEN + TAG_LEN
-BLOB_OVERHEAD = NONCE_LEN + TAG_LEN
+BLOB_OVERHEAD = 1 + NONCE_LEN + TAG_LEN
 
 
 def seal(key: bytes, key_id: bytes, kind: str, payload: bytes) -> bytes:
@@ -50,14 +50,26 @@ def unseal(key: bytes, kind: str, data: bytes, name: str) -> bytes:
         ) from None
 
 
-def encrypt_blob(aes: AESGCM, chunk_id: bytes, plaintext: bytes) -> bytes:
-    nonce = os.urandom(NONCE_LEN)
-    return nonce + aes.encrypt(nonce, plaintext, chunk_id)
+def encrypt_blob(
+    aes: AESGCM, chunk_id: bytes, alg: int, body: bytes | memoryview
+) -> tuple[bytes, bytes]:
+    """Returns the blob as two parts (prefix, ciphertext), so no large copy is made to join them."""
+    prefix = bytes([alg]) + os.urandom(NONCE_LEN)
+    return prefix, aes.encrypt(prefix[1:], body, chunk_id + prefix[:1])
 
 
-def decrypt_blob(aes: AESGCM, chunk_id: bytes, blob: bytes | memoryview, name: str) -> bytes:
+def decrypt_blob(
+    aes: AESGCM, chunk_id: bytes, blob: bytes | memoryview, name: str
+) -> tuple[int, bytes]:
+    """Returns (compression algorithm, body)."""
+    if len(blob) < BLOB_OVERHEAD:
+        raise IntegrityError(f"{name}: blob {chunk_id.hex()[:16]}… is truncated", name)
     try:
-        return aes.decrypt(bytes(blob[:NONCE_LEN]), bytes(blob[NONCE_LEN:]), chunk_id)
+        alg = blob[0]
+        body = aes.decrypt(
+            bytes(blob[1 : 1 + NONCE_LEN]), blob[1 + NONCE_LEN :], chunk_id + bytes([alg])
+        )
+        return alg, body
     except InvalidTag:
         raise IntegrityError(
             f"{name}: blob {chunk_id.hex()[:16]}… failed authentication (damaged or tampered with)",
