@@ -1,0 +1,1 @@
+"""flows: Prefect flows (see ARCHITECTURE)."""

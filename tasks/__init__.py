@@ -1,0 +1,1 @@
+"""tasks: Prefect tasks (see ARCHITECTURE)."""

@@ -1,0 +1,1 @@
+"""flows/backup: Prefect flows (see ARCHITECTURE)."""

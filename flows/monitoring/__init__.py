@@ -1,0 +1,1 @@
+"""flows/monitoring: Prefect flows (see ARCHITECTURE)."""

@@ -1,0 +1,1 @@
+"""flows/testing: Prefect flows (see ARCHITECTURE)."""
