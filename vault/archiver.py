@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from vault.chunker import Chunker, Readable
+from vault.chunker import Chunker, ChunkerParams, Source
 from vault.compress import Compressor
 from vault.crypto import aead
 from vault.errors import VaultError
@@ -71,6 +71,7 @@ class BackupWriter:
         compression: str | None = None,
         compression_level: int | None = None,
         pack_size: int | None = None,
+        chunker: ChunkerParams | None = None,
         workers: int = 2,
         inflight: int = 16,
         upload_slots: int = 2,
@@ -89,7 +90,9 @@ class BackupWriter:
             compression_level if compression is not None else cfg.compression_level,
         )
         self.pack_size = pack_size or cfg.pack_size
-        self.chunker = Chunker(cfg.chunker, repo.key.cdc_seed)
+        # Chunk size is per backup: dedup works between backups with the same
+        # parameters, and database dumps dedup far better with smaller chunks.
+        self.chunker = Chunker(chunker or cfg.chunker, repo.key.cdc_seed)
         self.inflight = max(1, inflight)
         self.progress = progress
         self.stats = BackupStats()
@@ -100,6 +103,7 @@ class BackupWriter:
         self._uploads = ThreadPoolExecutor(max(1, upload_slots), thread_name_prefix="vault-put")
         self._upload_sem = threading.Semaphore(max(1, upload_slots))
         self._pending_uploads: list[Future[None]] = []
+        self._stats_lock = threading.Lock()
         self._pack: PackBuilder | None = None
         self._written: dict[str, list[BlobEntry]] = {}  # packs this backup wrote or adopted
         self._own: set[bytes] = set()  # chunks stored by this backup (written or adopted)
@@ -144,7 +148,7 @@ class BackupWriter:
 
     # -- adding data ------------------------------------------------------------
 
-    def add_stream(self, name: str, stream: Readable | BinaryIO, **meta: Any) -> Entry:
+    def add_stream(self, name: str, stream: Source, **meta: Any) -> Entry:
         """Back up one stream as an entry named ``name``; returns the entry."""
         if self._index is None:
             raise VaultError("BackupWriter must be used as a context manager (with ...:)")
@@ -202,9 +206,10 @@ class BackupWriter:
     def _upload(self, pack_id: str, data: bytes, entries: list[BlobEntry]) -> None:
         try:
             self.repo.storage.put(pack_name(pack_id), data)
-            self._written[pack_id] = entries
-            self.stats.packs_written += 1
-            self.stats.bytes_stored += len(data)
+            with self._stats_lock:
+                self._written[pack_id] = entries
+                self.stats.packs_written += 1
+                self.stats.bytes_stored += len(data)
         finally:
             self._upload_sem.release()
         if self.progress is not None:
@@ -283,7 +288,7 @@ class BackupWriter:
 
 def backup_stream(
     repo: Repository,
-    stream: Readable | BinaryIO,
+    stream: Source,
     *,
     component: str,
     target: str,

@@ -19,6 +19,14 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class ReadsInto(Protocol):
+    def readinto(self, b: memoryview, /) -> int: ...
+
+
+Source = Readable | ReadsInto | BinaryIO
+"""Anything with ``readinto`` (preferred: no copy) or ``read``."""
+
+
 @dataclass(frozen=True)
 class ChunkerParams:
     avg_size: int = 1 << 20
@@ -42,7 +50,7 @@ class Chunker:
             seed=seed % (1 << 31),
         )
 
-    def chunks(self, stream: Readable | BinaryIO, read_size: int = 8 << 20) -> Iterator[memoryview]:
+    def chunks(self, stream: Source, read_size: int = 8 << 20) -> Iterator[memoryview]:
         """Yield chunks as read-only views, valid for as long as the caller keeps them.
 
         Reads ``read_size`` blocks (with ``readinto`` where the stream has it, so a
@@ -70,7 +78,7 @@ class Chunker:
                 if readinto is not None:
                     n = readinto(view[filled:])
                 else:
-                    data = stream.read(len(view) - filled)
+                    data = stream.read(len(view) - filled)  # type: ignore[union-attr]
                     n = len(data)
                     view[filled : filled + n] = data
                 if not n:

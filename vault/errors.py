@@ -12,6 +12,7 @@ VaultError                      base; str() says what went wrong and what to do
 ├── RepositoryLocked            another process holds a conflicting lock
 ├── SnapshotNotFound            no snapshot matches the given id / selector
 ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
+├── TargetNotEmpty              a restore would overwrite data without being told to
 └── ConfigError                 bad configuration given by the operator
 """
 
@@ -65,6 +66,10 @@ class SnapshotNotFound(VaultError):
 
 
 class SourceError(VaultError):
+    pass
+
+
+class TargetNotEmpty(VaultError):
     pass
 
 

@@ -1,0 +1,345 @@
+"""Restoring a PostgreSQL snapshot written by sources.postgres.dump.
+
+Order: create the database (or refuse a non-empty one unless told to clean
+it), replay the schema archive's pre-data section, load every table's COPY
+stream (several tables at once), replay post-data (indexes, constraints,
+triggers) with parallel pg_restore jobs, set sequences, refresh materialized
+views, then compare each table's row count with the manifest.
+
+A subset (schemas and/or tables) restores those tables with their indexes,
+constraints and triggers; the rest of the schema's definitions come along
+empty only where pg_restore's filters include them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from sources.postgres.catalog import TableInfo, user_relation_count
+from sources.postgres.conninfo import PgConnInfo
+from sources.postgres.dump import SCHEMA_ENTRY
+from sources.postgres.tools import find_tool, run_checked, run_tool
+from vault.errors import IntegrityError, SourceError, TargetNotEmpty, VaultError
+from vault.repository import Repository
+from vault.restorer import Restorer, pick_entry
+from vault.snapshot import Snapshot
+
+log = logging.getLogger("sources.postgres")
+
+
+@dataclass
+class RestoreOptions:
+    clean: bool = False  # drop and recreate a target database that already holds objects
+    schemas: list[str] | None = None
+    tables: list[str] | None = None  # "schema.table" (or "table" for any schema)
+    jobs: int = 2
+    no_owner: bool = False  # for a cluster without the source's roles
+    pg_bin_dir: str | Path | None = None
+    timeout_s: float = 6 * 3600
+    verify: bool = True
+
+
+@dataclass
+class RestoreResult:
+    database: str
+    snapshot_id: str
+    tables: int = 0
+    rows: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    row_counts: dict[str, list[int]] = field(default_factory=dict)  # table -> [expected, restored]
+    mismatches: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def restore_database(
+    repo: Repository,
+    snap: Snapshot,
+    target: PgConnInfo,
+    options: RestoreOptions | None = None,
+) -> RestoreResult:
+    opts = options or RestoreOptions()
+    if snap.details.get("format") != "scholar-ops-pg/1":
+        raise VaultError(
+            f"snapshot {snap.short_id} is not a PostgreSQL backup (component {snap.component})"
+        )
+    started = time.monotonic()
+    deadline = started + opts.timeout_s
+    result = RestoreResult(database=target.dbname, snapshot_id=snap.backup_id)
+    tables = _selected_tables(snap, opts)
+    pg_restore = find_tool("pg_restore", opts.pg_bin_dir)
+    _prepare_database(target, snap.details, opts)
+    with (
+        repo.lock(f"restore {snap.short_id}"),
+        tempfile.TemporaryDirectory(prefix="scholar-ops-") as tmp,
+    ):
+        restorer = Restorer(repo)
+        archive = Path(tmp) / "schema.pgdump"
+        with archive.open("wb") as f:
+            restorer.restore_entry(snap, pick_entry(snap, SCHEMA_ENTRY), f)
+        filters = _filters(pg_restore, archive, snap, opts, tables, target, Path(tmp))
+        base = [pg_restore, "--no-password", "--exit-on-error", "-d", target.dbname]
+        if opts.no_owner:
+            base += ["--no-owner", "--no-privileges"]
+        run_checked(
+            [*base, "--section=pre-data", *filters["pre"], str(archive)],
+            env=target.env(),
+            what=f"pg_restore (pre-data) into {target.describe()}",
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
+        with ThreadPoolExecutor(max(1, opts.jobs), thread_name_prefix="pg-load") as pool:
+            futures = [
+                pool.submit(_load_table, repo, restorer, snap, t, target, opts, deadline)
+                for t in tables
+            ]
+            for t, fut in zip(tables, futures, strict=True):
+                rows, nbytes = fut.result()
+                result.rows += rows
+                result.bytes += nbytes
+                result.row_counts[f"{t['schema']}.{t['name']}"] = [int(t["rows"]), rows]
+        result.tables = len(tables)
+        run_checked(
+            [
+                *base,
+                "--section=post-data",
+                f"--jobs={max(1, opts.jobs)}",
+                *filters["post"],
+                str(archive),
+            ],
+            env=target.env(),
+            what=f"pg_restore (post-data) into {target.describe()}",
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
+    _finish(target, snap.details, opts, tables, result)
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _selected_tables(snap: Snapshot, opts: RestoreOptions) -> list[dict[str, Any]]:
+    tables: list[dict[str, Any]] = snap.details["tables"]
+    if opts.schemas:
+        tables = [t for t in tables if t["schema"] in opts.schemas]
+    if opts.tables:
+        wanted = set(opts.tables)
+        tables = [
+            t for t in tables if f"{t['schema']}.{t['name']}" in wanted or t["name"] in wanted
+        ]
+        known = {f"{t['schema']}.{t['name']}" for t in snap.details["tables"]} | {
+            t["name"] for t in snap.details["tables"]
+        }
+        missing = sorted(wanted - known)
+        if missing:
+            raise VaultError(
+                f"snapshot {snap.short_id} has no table {', '.join(missing)}: "
+                "give tables as schema.table (see the snapshot's details)"
+            )
+    return tables
+
+
+def _prepare_database(target: PgConnInfo, details: dict[str, Any], opts: RestoreOptions) -> None:
+    """Create the target database, or refuse/clean an existing one that holds objects."""
+    admin = target.with_db("postgres")
+    try:
+        with psycopg.connect(**admin.connect_kwargs(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
+            ).fetchone()
+            if exists:
+                with psycopg.connect(**target.connect_kwargs()) as tconn:
+                    n = user_relation_count(tconn)
+                if n and not opts.clean:
+                    raise TargetNotEmpty(
+                        f"database {target.dbname!r} on {target.host}:{target.port} already holds {n} relations; "
+                        "restore into a new database, or pass clean (--clean) to drop and recreate it"
+                    )
+                if not n:
+                    return
+                conn.execute(
+                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(target.dbname))
+                )
+            _create_database(conn, target.dbname, details)
+    except psycopg.OperationalError as e:
+        raise SourceError(f"cannot connect to {admin.describe()}: {str(e).strip()}") from e
+
+
+def _create_database(conn: psycopg.Connection[Any], name: str, details: dict[str, Any]) -> None:
+    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
+        sql.Identifier(name), sql.Literal(details.get("encoding", "UTF8"))
+    )
+    try:
+        conn.execute(
+            create
+            + sql.SQL(" LC_COLLATE {} LC_CTYPE {}").format(
+                sql.Literal(details.get("collate", "C")), sql.Literal(details.get("ctype", "C"))
+            )
+        )
+    except psycopg.errors.InvalidParameterValue as e:
+        log.warning("creating %s with the server's default locale: %s", name, e)
+        conn.execute(create)
+
+
+_TOC_LINE = re.compile(r"^\d+; \d+ \d+ ")
+
+
+def _filters(
+    pg_restore: str,
+    archive: Path,
+    snap: Snapshot,
+    opts: RestoreOptions,
+    tables: list[dict[str, Any]],
+    target: PgConnInfo,
+    tmp: Path,
+) -> dict[str, list[str]]:
+    """pg_restore arguments selecting the subset (none for a whole-database restore)."""
+    if not opts.schemas and not opts.tables:
+        return {"pre": [], "post": []}
+    toc = run_checked(
+        [pg_restore, "-l", str(archive)], env=target.env(), what="pg_restore -l", timeout=300
+    ).splitlines()
+    selected_schemas = {t["schema"] for t in tables} | set(opts.schemas or [])
+    table_keys = {(t["schema"], t["name"]) for t in tables}
+    index_keys = {
+        (i["schema"], i["index"])
+        for i in snap.details.get("indexes", [])
+        if (i["schema"], i["table"]) in table_keys
+    }
+    keep: list[str] = []
+    for line in toc:
+        if not _TOC_LINE.match(line):
+            continue
+        body = _TOC_LINE.sub("", line)
+        desc_schema = next(
+            ((d, s) for d in _DESCS for s in selected_schemas if body.startswith(f"{d} {s} ")), None
+        )
+        if body.startswith("SCHEMA ") and any(
+            body.startswith(f"SCHEMA - {s} ") for s in selected_schemas
+        ):
+            keep.append(line)
+        elif desc_schema is not None:
+            desc, schema = desc_schema
+            rest = body[len(desc) + len(schema) + 2 :]
+            if desc in ("TABLE", "SEQUENCE", "SEQUENCE OWNED BY", "DEFAULT"):
+                if opts.tables is None or any(
+                    rest.startswith(f"{n} ") for s, n in table_keys if s == schema
+                ):
+                    keep.append(line)
+            elif desc in ("CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "POLICY", "RULE"):
+                if any(rest.startswith(f"{n} ") for s, n in table_keys if s == schema):
+                    keep.append(line)
+            elif desc == "INDEX":
+                if any(rest.startswith(f"{n} ") for s, n in index_keys if s == schema):
+                    keep.append(line)
+            elif opts.tables is None:
+                keep.append(line)  # types, functions, views... of a selected schema
+            elif desc in ("TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "COLLATION"):
+                keep.append(line)  # tables may depend on these
+    listing = tmp / "restore.list"
+    listing.write_text("\n".join(keep) + "\n")
+    return {"pre": ["-L", str(listing)], "post": ["-L", str(listing)]}
+
+
+_DESCS = sorted(
+    [
+        "TABLE", "SEQUENCE", "SEQUENCE OWNED BY", "DEFAULT", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER",
+        "POLICY", "RULE", "INDEX", "TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "VIEW",
+        "MATERIALIZED VIEW", "COMMENT", "ACL", "COLLATION", "TABLE ATTACH", "INDEX ATTACH",
+    ],
+    key=len,
+    reverse=True,
+)  # fmt: skip
+
+
+def _load_table(
+    repo: Repository,
+    restorer: Restorer,
+    snap: Snapshot,
+    table: dict[str, Any],
+    target: PgConnInfo,
+    opts: RestoreOptions,
+    deadline: float,
+) -> tuple[int, int]:
+    """Stream one table's COPY data from the store into psql. Returns (rows, bytes)."""
+    info = TableInfo(table["schema"], table["name"], table["columns"], table["key"])
+    psql = find_tool("psql", opts.pg_bin_dir)
+    entry = pick_entry(snap, table["entry"])
+    argv = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", target.dbname,
+            "-c", info.copy_in().as_string(None)]  # fmt: skip
+    rows = nbytes = 0
+    with run_tool(
+        argv,
+        env=target.env(),
+        what=f"COPY into {info.qualified} on {target.describe()}",
+        timeout=max(1.0, deadline - time.monotonic()),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    ) as proc:
+        try:
+            for data in restorer.iter_entry(snap, entry):
+                proc.stdin.write(data)
+                rows += data.count(b"\n")
+                nbytes += len(data)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # psql stopped reading: finish() reports its error
+        except IntegrityError:
+            raise
+        proc.finish()
+    return rows, nbytes
+
+
+def _finish(
+    target: PgConnInfo,
+    details: dict[str, Any],
+    opts: RestoreOptions,
+    tables: list[dict[str, Any]],
+    result: RestoreResult,
+) -> None:
+    schemas = {t["schema"] for t in tables} if (opts.schemas or opts.tables) else None
+    with psycopg.connect(**target.connect_kwargs(), autocommit=True) as conn:
+        for seq in details.get("sequences", []):
+            if schemas is not None and seq["schema"] not in schemas:
+                continue
+            ident = sql.SQL(".").join([sql.Identifier(seq["schema"]), sql.Identifier(seq["name"])])
+            exists = conn.execute(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                (seq["schema"], seq["name"]),
+            ).fetchone()
+            if exists:
+                conn.execute(
+                    sql.SQL("SELECT setval({}, %s, %s)").format(sql.Literal(ident.as_string(conn))),
+                    (seq["last_value"], seq["is_called"]),
+                )
+        for mv in details.get("matviews", []):
+            if not mv["populated"] or (schemas is not None and mv["schema"] not in schemas):
+                continue
+            ident = sql.SQL(".").join([sql.Identifier(mv["schema"]), sql.Identifier(mv["name"])])
+            try:
+                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(ident))
+            except psycopg.Error as e:
+                result.warnings.append(
+                    f"could not refresh materialized view {mv['schema']}.{mv['name']}: {e}"
+                )
+        if not opts.verify:
+            return
+        for t in tables:
+            ident = sql.SQL(".").join([sql.Identifier(t["schema"]), sql.Identifier(t["name"])])
+            row = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(ident)).fetchone()
+            actual = int(row[0]) if row else -1
+            name = f"{t['schema']}.{t['name']}"
+            result.row_counts[name] = [int(t["rows"]), actual]
+            if actual != int(t["rows"]):
+                result.mismatches.append(
+                    f"table {name}: {actual} rows restored, {t['rows']} in the backup"
+                )
