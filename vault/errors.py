@@ -66,7 +66,11 @@ class SnapshotNotFound(VaultError):
 
 
 class SourceError(VaultError):
-    pass
+    """``transient`` marks failures worth retrying (the server is unreachable or went away)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class TargetNotEmpty(VaultError):

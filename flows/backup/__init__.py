@@ -1,1 +1,1 @@
-"""flows/backup: Prefect flows (see ARCHITECTURE)."""
+"""Backup flows: full, incremental, restore, verify, retention, catalog."""

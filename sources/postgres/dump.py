@@ -87,7 +87,9 @@ def dump_database(
     try:
         conn = psycopg.connect(**conninfo.connect_kwargs())
     except psycopg.OperationalError as e:
-        raise SourceError(f"cannot connect to {conninfo.describe()}: {str(e).strip()}") from e
+        raise SourceError(
+            f"cannot connect to {conninfo.describe()}: {str(e).strip()}", transient=True
+        ) from e
     with conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()

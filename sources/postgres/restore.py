@@ -170,7 +170,9 @@ def _prepare_database(target: PgConnInfo, details: dict[str, Any], opts: Restore
                 )
             _create_database(conn, target.dbname, details)
     except psycopg.OperationalError as e:
-        raise SourceError(f"cannot connect to {admin.describe()}: {str(e).strip()}") from e
+        raise SourceError(
+            f"cannot connect to {admin.describe()}: {str(e).strip()}", transient=True
+        ) from e
 
 
 def _create_database(conn: psycopg.Connection[Any], name: str, details: dict[str, Any]) -> None:

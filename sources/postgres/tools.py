@@ -90,7 +90,10 @@ class ToolProcess:
         if self.timed_out:
             raise SourceError(f"{self.what} timed out and was stopped{': ' + err if err else ''}")
         if rc != 0:
-            raise SourceError(f"{self.what} failed (exit code {rc}): {err or 'no message'}")
+            raise SourceError(
+                f"{self.what} failed (exit code {rc}): {err or 'no message'}",
+                is_connection_error(err),
+            )
         return err
 
     def abort(self) -> None:
@@ -148,3 +151,20 @@ def run_checked(
             f"{what} failed (exit code {out.returncode}): {out.stderr.decode(errors='replace').strip()}"
         )
     return out.stdout.decode(errors="replace")
+
+
+_CONNECTION_ERRORS = (
+    "could not connect",
+    "connection to server",
+    "server closed the connection",
+    "Connection refused",
+    "could not receive data from server",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def is_connection_error(message: str) -> bool:
+    """Whether a client program's message says the server could not be reached (worth a retry)."""
+    return any(m in message for m in _CONNECTION_ERRORS)

@@ -1,0 +1,116 @@
+"""Human-readable reports of backups, restores, checks and the catalog (markdown and rows).
+
+Plain functions without Prefect, used by tasks for artifacts and by the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vault.snapshot import Snapshot
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def snapshot_summary(snap: Snapshot) -> dict[str, Any]:
+    """The small, secret-free result a backup task returns (never data)."""
+    stats = snap.stats
+    duration = max(float(stats.get("duration_s", 0.0)), 1e-3)
+    stored = int(stats.get("bytes_stored", 0))
+    return {
+        "backup_id": snap.backup_id,
+        "short_id": snap.short_id,
+        "component": snap.component,
+        "target": snap.target,
+        "backup_type": snap.backup_type,
+        "timestamp": snap.timestamp,
+        "size_bytes": snap.size_bytes,
+        "new_bytes": int(stats.get("bytes_new", 0)),
+        "stored_bytes": stored,
+        "dedup_ratio": round(snap.size_bytes / stored, 2) if stored else None,
+        "duration_s": round(duration, 2),
+        "throughput_mb_s": round(snap.size_bytes / 1e6 / duration, 1),
+        "checksum": snap.checksum,
+        "retention_until": snap.retention_until,
+        "tables": len(snap.details.get("tables", [])),
+    }
+
+
+def catalog_row(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snap.short_id,
+        "time": snap.timestamp[:19].replace("T", " "),
+        "component": snap.component,
+        "target": snap.target,
+        "type": snap.backup_type,
+        "size": human_bytes(snap.size_bytes),
+        "stored": human_bytes(int(snap.stats.get("bytes_stored", 0))),
+        "retention_until": (snap.retention_until or "")[:10],
+        "group": (snap.group or "")[:8],
+    }
+
+
+def backup_markdown(results: Iterable[Mapping[str, Any]], failures: Mapping[str, str]) -> str:
+    results = list(results)
+    lines = ["# Backup report", ""]
+    if results:
+        lines += [
+            "| target | type | snapshot | size | new | stored | dedup | duration | throughput |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in results:
+            dedup = f"{r['dedup_ratio']}x" if r.get("dedup_ratio") else "-"
+            lines.append(
+                f"| {r['component']}/{r['target']} | {r['backup_type']} | `{r['short_id']}` "
+                f"| {human_bytes(r['size_bytes'])} | {human_bytes(r['new_bytes'])} "
+                f"| {human_bytes(r['stored_bytes'])} | {dedup} | {r['duration_s']} s "
+                f"| {r['throughput_mb_s']} MB/s |"
+            )
+    if failures:
+        lines += ["", "## Failed", ""]
+        lines += [f"- **{name}**: {msg}" for name, msg in failures.items()]
+    total = sum(r["size_bytes"] for r in results)
+    stored = sum(r["stored_bytes"] for r in results)
+    lines += ["", f"{len(results)} succeeded, {len(failures)} failed; {human_bytes(total)} backed up, "
+              f"{human_bytes(stored)} stored."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def restore_markdown(result: Mapping[str, Any]) -> str:
+    lines = [
+        "# Restore report",
+        "",
+        f"Snapshot `{result['snapshot_id'][:8]}` into database **{result['database']}**: "
+        f"{result['tables']} tables, {result['rows']} rows, {human_bytes(result['bytes'])} "
+        f"in {result['duration_s']} s.",
+        "",
+        "| table | rows in backup | rows restored |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, (expected, actual) in sorted(result["row_counts"].items()):
+        mark = "" if expected == actual else " **mismatch**"
+        lines.append(f"| {name} | {expected} | {actual}{mark} |")
+    for w in result.get("warnings", []):
+        lines.append(f"\n> warning: {w}")
+    return "\n".join(lines)
+
+
+def check_markdown(report: Mapping[str, Any]) -> str:
+    verdict = "OK" if not report["problems"] else f"{len(report['problems'])} problem(s)"
+    lines = [
+        "# Repository check",
+        "",
+        f"**{verdict}**: {report['snapshots']} snapshots, {report['packs']} packs; "
+        f"{report['packs_read']} packs ({human_bytes(report['bytes_read'])}) and "
+        f"{report['chunks_read']} chunks read back.",
+    ]
+    if report["problems"]:
+        lines += ["", *[f"- {p}" for p in report["problems"]]]
+    return "\n".join(lines)

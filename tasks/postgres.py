@@ -1,0 +1,147 @@
+"""Tasks: back up and restore one PostgreSQL target."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.tasks import exponential_backoff
+
+from scholar_ops.reports import human_bytes, snapshot_summary
+from sources.postgres.dump import backup_database
+from sources.postgres.restore import RestoreOptions, restore_database
+from tasks.common import load_postgres_target, load_repository, retry_if_transient
+from vault.archiver import Progress
+from vault.snapshot import BackupType
+
+
+@task(
+    name="backup-postgres",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=6 * 3600,
+    task_run_name="backup {target}",
+)
+def backup_postgres(
+    repository: str,
+    target: str,
+    backup_type: BackupType = "incremental",
+    retention_days: float | None = None,
+    group: str | None = None,
+) -> dict[str, Any]:
+    """Dump one database into the repository as one snapshot; returns its summary."""
+    logger = get_run_logger()
+    repo_block = load_repository(repository)
+    target_block = load_postgres_target(target)
+    repo = repo_block.open(create=True)
+    conninfo = target_block.conninfo()
+    logger.info("%s backup of %s into %s", backup_type, conninfo.describe(), repo_block.location)
+    estimate = max(_database_size(conninfo), 1)
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            0.0, description=f"{backup_type} backup of {target_block.target_name}"
+        ),
+    )
+    last = [0.0]
+
+    def progress(p: Progress) -> None:
+        # Called from upload threads: throttled, and never allowed to fail the backup.
+        now = time.monotonic()
+        if now - last[0] < 2.0:
+            return
+        last[0] = now
+        try:
+            update_progress_artifact(artifact_id, min(99.0, 100.0 * p.bytes_read / estimate))
+        except Exception as e:
+            logger.debug("progress update failed: %s", e)
+
+    snap = backup_database(
+        repo,
+        conninfo,
+        target=target_block.target_name,
+        backup_type=backup_type,
+        retention_days=retention_days,
+        group=group,
+        progress=progress,
+    )
+    update_progress_artifact(artifact_id, 100.0)
+    summary = snapshot_summary(snap)
+    logger.info(
+        "snapshot %s: %s read, %s new, %s stored in %.1f s",
+        snap.short_id,
+        human_bytes(summary["size_bytes"]),
+        human_bytes(summary["new_bytes"]),
+        human_bytes(summary["stored_bytes"]),
+        summary["duration_s"],
+    )
+    return summary
+
+
+def _database_size(conninfo: Any) -> int:
+    import psycopg
+
+    try:
+        with psycopg.connect(**conninfo.connect_kwargs()) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]) if row else 0
+    except psycopg.Error:
+        return 0  # the backup itself reports the connection problem
+
+
+@task(
+    name="restore-postgres",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=6 * 3600,
+    task_run_name="restore {snapshot} into {database}",
+)
+def restore_postgres(
+    repository: str,
+    snapshot: str,
+    target: str,
+    database: str,
+    before: datetime | None = None,
+    source_target: str | None = None,
+    clean: bool = False,
+    schemas: list[str] | None = None,
+    tables: list[str] | None = None,
+    jobs: int = 2,
+    no_owner: bool = False,
+) -> dict[str, Any]:
+    """Restore a snapshot (id, prefix or 'latest') into ``database`` on the ``target`` server."""
+    logger = get_run_logger()
+    repo = load_repository(repository).open()
+    target_block = load_postgres_target(target)
+    snap = repo.find_snapshot(
+        snapshot,
+        component="postgres",
+        target=source_target if snapshot == "latest" else None,
+        before=before,
+    )
+    logger.info(
+        "restoring snapshot %s (%s, %s) into %s",
+        snap.short_id,
+        snap.target,
+        snap.timestamp,
+        database,
+    )
+    result = restore_database(
+        repo,
+        snap,
+        target_block.conninfo().with_db(database),
+        RestoreOptions(clean=clean, schemas=schemas, tables=tables, jobs=jobs, no_owner=no_owner),
+    )
+    if result.mismatches:
+        raise RuntimeError(
+            "restored row counts differ from the backup: " + "; ".join(result.mismatches)
+        )
+    return asdict(result)

@@ -1,0 +1,81 @@
+"""Tasks on the repository as a whole: catalog, check, retention, key rotation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.tasks import exponential_backoff
+
+from blocks.secrets import load_master_key
+from scholar_ops.reports import catalog_row
+from tasks.common import load_repository, retry_if_transient
+from vault.checker import check
+from vault.prune import RetentionPolicy, prune_by_policy
+
+_RETRY: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@task(name="list-snapshots", **_RETRY)
+def list_snapshots(
+    repository: str,
+    component: str | None = None,
+    backup_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The catalog: snapshots' metadata (no entries), oldest first, filtered."""
+    repo = load_repository(repository).open()
+    rows = []
+    for snap in repo.snapshots():
+        if component and snap.component != component:
+            continue
+        if backup_type and snap.backup_type != backup_type:
+            continue
+        if since and snap.time < since:
+            continue
+        if until and snap.time > until:
+            continue
+        rows.append({**snap.metadata(), "row": catalog_row(snap)})
+    return rows
+
+
+@task(name="check-repository", timeout_seconds=6 * 3600, **_RETRY)
+def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
+    logger = get_run_logger()
+    repo = load_repository(repository).open()
+    report = check(repo, read_data=read_data)
+    result = asdict(report)
+    result["problems"] = [str(p) for p in report.problems]
+    result["ok"] = report.ok
+    logger.info(
+        "check: %d snapshots, %d packs, %d read back, %d problems",
+        report.snapshots,
+        report.packs,
+        report.packs_read,
+        len(report.problems),
+    )
+    return result
+
+
+@task(name="apply-retention", timeout_seconds=6 * 3600, **_RETRY)
+def apply_retention(
+    repository: str, policy: dict[str, int], dry_run: bool = False
+) -> dict[str, Any]:
+    repo = load_repository(repository).open()
+    report = prune_by_policy(repo, RetentionPolicy(**policy), dry_run=dry_run, wait=600)
+    return asdict(report)
+
+
+@task(name="rotate-master-key")
+def rotate_master_key(repository: str, new_master_key_secret: str) -> list[str]:
+    """Rewrap the data keys with the key in another Secret block; no data is rewritten."""
+    repo = load_repository(repository).open()
+    return repo.rotate_master_key(load_master_key(new_master_key_secret))
