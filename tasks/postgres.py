@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
 
+from scholar_ops import progress as terminal
 from scholar_ops.reports import human_bytes, snapshot_summary
 from sources.postgres.dump import backup_database
 from sources.postgres.restore import RestoreOptions, restore_database
@@ -54,6 +55,7 @@ def backup_postgres(
 
     def progress(p: Progress) -> None:
         # Called from upload threads: throttled, and never allowed to fail the backup.
+        terminal.report(f"backup {target_block.target_name}", p.bytes_read, estimate, p.elapsed_s)
         now = time.monotonic()
         if now - last[0] < 2.0:
             return
@@ -73,6 +75,7 @@ def backup_postgres(
         progress=progress,
     )
     update_progress_artifact(artifact_id, 100.0)
+    terminal.done()
     summary = snapshot_summary(snap)
     logger.info(
         "snapshot %s: %s read, %s new, %s stored in %.1f s",
