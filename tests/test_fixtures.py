@@ -6,7 +6,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.fixtures.postgres import PgServer
+from scholar_ops.pgcluster import PgServer
 from tests.fixtures.redis import RedisServer
 
 

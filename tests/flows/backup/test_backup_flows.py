@@ -31,9 +31,13 @@ def blocks(prefect_harness, pg_server, tmp_path):
     pg_server.create_database(db)
     with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
         c.execute("CREATE TABLE docs (id bigserial PRIMARY KEY, body text)")
-        c.execute("INSERT INTO docs (body) SELECT repeat('text ' || g, 50) FROM generate_series(1, 2000) g")
+        c.execute(
+            "INSERT INTO docs (body) SELECT repeat('text ' || g, 50) FROM generate_series(1, 2000) g"
+        )
     target = f"pg-{suffix}"
-    PostgresTarget(host=pg_server.host, port=pg_server.port, database=db, user=pg_server.user).save(target)
+    PostgresTarget(host=pg_server.host, port=pg_server.port, database=db, user=pg_server.user).save(
+        target
+    )
     bad = f"pg-bad-{suffix}"
     PostgresTarget(host="127.0.0.1", port=1, database=db, connect_timeout=2).save(bad)
     yield {"repo": repo_name, "target": target, "bad": bad, "db": db}
@@ -61,7 +65,9 @@ def test_full_then_incremental_then_restore_and_verify(blocks, pg_server):
     result = postgres_restore(target=blocks["target"], database=restored, repository=blocks["repo"])
     assert result["row_counts"]["public.docs"] == [2001, 2001]
     with psycopg.connect(pg_server.dsn(restored)) as c:
-        assert c.execute("SELECT body FROM docs ORDER BY id DESC LIMIT 1").fetchone()[0] == "one more"
+        assert (
+            c.execute("SELECT body FROM docs ORDER BY id DESC LIMIT 1").fetchone()[0] == "one more"  # type: ignore[index]
+        )
     pg_server.drop_database(restored)
 
     report = verify_repository(repository=blocks["repo"], read_data=1.0)
@@ -76,6 +82,8 @@ def test_a_failing_target_fails_the_run_but_keeps_the_others(blocks, monkeypatch
     # Connection errors are retried (three times, with backoff): keep the test quick.
     monkeypatch.setattr(run, "backup_postgres", backup_postgres.with_options(retry_delay_seconds=0))
     with pytest.raises(BackupFailed, match="postgres/pg-bad"):
-        incremental_backup(postgres_targets=[blocks["target"], blocks["bad"]], repository=blocks["repo"])
+        incremental_backup(
+            postgres_targets=[blocks["target"], blocks["bad"]], repository=blocks["repo"]
+        )
     catalog = backup_catalog(repository=blocks["repo"])
     assert len(catalog) == 1 and catalog[0]["target"] == blocks["db"]

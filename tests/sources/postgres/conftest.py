@@ -13,7 +13,9 @@ from vault.storage import LocalStorage
 @pytest.fixture
 def pg(pg_server):
     """Connection settings for the throwaway cluster; .with_db() picks a database."""
-    return PgConnInfo(host=pg_server.host, port=pg_server.port, dbname="postgres", user=pg_server.user)
+    return PgConnInfo(
+        host=pg_server.host, port=pg_server.port, dbname="postgres", user=pg_server.user
+    )
 
 
 @pytest.fixture
@@ -33,4 +35,6 @@ def new_db_name(pg_server):
 
 @pytest.fixture
 def local_repo(tmp_path):
-    return Repository.init(LocalStorage(tmp_path / "repo"), MasterKey.from_string("pg-tests-master-key-000000"))
+    return Repository.init(
+        LocalStorage(tmp_path / "repo"), MasterKey.from_string("pg-tests-master-key-000000")
+    )
