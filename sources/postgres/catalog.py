@@ -47,6 +47,8 @@ class TableInfo:
         )
 
     def copy_in(self) -> sql.Composed:
+        if not self.columns:  # a table without columns still has rows (empty lines)
+            return sql.SQL("COPY {t} FROM STDIN").format(t=self.ident())
         return sql.SQL("COPY {t} ({cols}) FROM STDIN").format(
             t=self.ident(), cols=self.column_list()
         )
