@@ -395,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         # One clear line per error: Prefect's own run logs and tracebacks only on request.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    # Ephemeral mode (no PREFECT_API_URL): a busy machine needs more than the default 20 s to start it.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from scholar_ops import progress
 
     progress.enable(sys.stderr.isatty())

@@ -41,6 +41,8 @@ def run(data_dir: Path, documents: int) -> bool:
     os.environ.setdefault("PREFECT_HOME", str(data_dir / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A busy 2-core machine can take longer than Prefect's default 20 s to start its ephemeral API.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
     import psycopg
 

@@ -27,7 +27,6 @@ from vault.snapshot import BackupType
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=6 * 3600,
     task_run_name="backup {target}",
 )
 def backup_postgres(
@@ -104,7 +103,6 @@ def _database_size(conninfo: Any) -> int:
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=6 * 3600,
     task_run_name="restore {snapshot} into {database}",
 )
 def restore_postgres(

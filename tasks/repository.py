@@ -47,7 +47,7 @@ def list_snapshots(
     return rows
 
 
-@task(name="check-repository", timeout_seconds=6 * 3600, **_RETRY)
+@task(name="check-repository", **_RETRY)
 def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
     logger = get_run_logger()
     repo = load_repository(repository).open()
@@ -65,7 +65,7 @@ def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
     return result
 
 
-@task(name="apply-retention", timeout_seconds=6 * 3600, **_RETRY)
+@task(name="apply-retention", **_RETRY)
 def apply_retention(
     repository: str, policy: dict[str, int], dry_run: bool = False
 ) -> dict[str, Any]:
