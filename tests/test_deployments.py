@@ -1,0 +1,39 @@
+"""deployments.yaml: every entrypoint is a flow, every parameter exists on it, schedules parse."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.flows import Flow
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = yaml.safe_load((ROOT / "deployments.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("dep", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_deployment_points_at_a_flow_with_those_parameters(dep):
+    path, func = dep["entrypoint"].split(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    flow = getattr(module, func)
+    assert isinstance(flow, Flow)
+    sig = inspect.signature(flow.fn)
+    assert set(dep.get("parameters", {})) <= set(sig.parameters)
+    required = {n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty}
+    assert required <= set(dep.get("parameters", {})), f"{dep['name']} misses required parameters"
+    for sched in dep.get("schedules", []):
+        CronSchedule(cron=sched["cron"], timezone=sched.get("timezone", "UTC"))
+    assert not any("password" in k or "key" in str(v).lower() for k, v in dep.get("parameters", {}).items())
+
+
+def test_every_flow_has_a_deployment():
+    entry = {d["entrypoint"] for d in DEPLOYMENTS}
+    for path in (ROOT / "flows").rglob("*.py"):
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for name, obj in vars(module).items():
+            if isinstance(obj, Flow) and obj.fn.__module__ == module.__name__:
+                assert f"{path.relative_to(ROOT)}:{name}" in entry, f"no deployment for {path}:{name}"
