@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar
 
 import psycopg
 
+from blocks.base import StrictBlock
 from blocks.postgres import PostgresTarget
 from blocks.repository import BackupRepository
 from vault.errors import ConfigError, SourceError, TransientStorageError
+
+B = TypeVar("B", bound=StrictBlock)
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -31,19 +34,18 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return is_transient(exc)
 
 
-def load_repository(name: str) -> BackupRepository:
+def _load(cls: type[B], name: str, what: str) -> B:
     try:
-        return cast(BackupRepository, BackupRepository.load(name, _sync=True))  # type: ignore[call-arg]
+        return cls.load_sync(name)
     except ValueError as e:
         raise ConfigError(
-            f"cannot load the backup repository block {name!r}: {e}. Create it with `scholar-ops setup`"
+            f"cannot load the {what} block {name!r}: {e}. Create it with `scholar-ops setup`"
         ) from None
+
+
+def load_repository(name: str) -> BackupRepository:
+    return _load(BackupRepository, name, "backup repository")
 
 
 def load_postgres_target(name: str) -> PostgresTarget:
-    try:
-        return cast(PostgresTarget, PostgresTarget.load(name, _sync=True))  # type: ignore[call-arg]
-    except ValueError as e:
-        raise ConfigError(
-            f"cannot load the PostgreSQL target block {name!r}: {e}. Create it with `scholar-ops setup`"
-        ) from None
+    return _load(PostgresTarget, name, "PostgreSQL target")

@@ -32,7 +32,7 @@ def blocks(prefect_harness, pg_server, tmp_path):
     with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
         c.execute("CREATE TABLE docs (id bigserial PRIMARY KEY, body text)")
         c.execute(
-            "INSERT INTO docs (body) SELECT repeat('text ' || g, 50) FROM generate_series(1, 2000) g"
+            "INSERT INTO docs (body) SELECT repeat('text ' || g, 50) FROM generate_series(1, 20000) g"
         )
     target = f"pg-{suffix}"
     PostgresTarget(host=pg_server.host, port=pg_server.port, database=db, user=pg_server.user).save(
@@ -63,7 +63,7 @@ def test_full_then_incremental_then_restore_and_verify(blocks, pg_server):
 
     restored = f"restored_{uuid.uuid4().hex[:6]}"
     result = postgres_restore(target=blocks["target"], database=restored, repository=blocks["repo"])
-    assert result["row_counts"]["public.docs"] == [2001, 2001]
+    assert result["row_counts"]["public.docs"] == [20001, 20001]
     with psycopg.connect(pg_server.dsn(restored)) as c:
         assert (
             c.execute("SELECT body FROM docs ORDER BY id DESC LIMIT 1").fetchone()[0] == "one more"  # type: ignore[index]
