@@ -90,8 +90,11 @@ def dump_database(
         raise SourceError(
             f"cannot connect to {conninfo.describe()}: {str(e).strip()}", transient=True
         ) from e
+    # One REPEATABLE READ transaction: the catalog queries here and every psql/pg_dump
+    # that imports the exported snapshot see the same state of the database.
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
     with conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot_id = str(row[0])

@@ -100,3 +100,39 @@ def test_failing_dump_gives_pg_message_and_no_snapshot(pg_server, source_db, loc
         backup_database(local_repo, gone)
     assert exc.value.transient
     assert local_repo.snapshot_ids() == []
+
+
+def test_dump_is_one_consistent_snapshot_while_writes_go_on(
+    pg_server, source_db, new_db_name, local_repo
+):
+    import threading
+
+    with psycopg.connect(**source_db.connect_kwargs(), autocommit=True) as c:
+        c.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, body text)")
+        c.execute("CREATE TABLE order_lines (id bigserial PRIMARY KEY, body text)")
+        c.execute(
+            "INSERT INTO orders (body) SELECT repeat('o', 500) FROM generate_series(1, 20000)"
+        )
+        c.execute(
+            "INSERT INTO order_lines (body) SELECT repeat('l', 500) FROM generate_series(1, 20000)"
+        )
+    stop = threading.Event()
+
+    def writer() -> None:
+        with psycopg.connect(**source_db.connect_kwargs()) as w:
+            while not stop.is_set():
+                with w.transaction():  # both tables grow together, atomically
+                    w.execute("INSERT INTO orders (body) VALUES ('new')")
+                    w.execute("INSERT INTO order_lines (body) VALUES ('new')")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        snap = backup_database(local_repo, source_db)
+    finally:
+        stop.set()
+        t.join(30)
+    rows = {t["name"]: t["rows"] for t in snap.details["tables"]}
+    assert rows["orders"] == rows["order_lines"] > 20000 - 1
+    result = restore_database(local_repo, snap, source_db.with_db(new_db_name))
+    assert result.row_counts["public.orders"][1] == result.row_counts["public.order_lines"][1]
