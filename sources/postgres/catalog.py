@@ -46,11 +46,12 @@ class TableInfo:
             cols=self.column_list(), t=self.ident(), order=order
         )
 
-    def copy_in(self) -> sql.Composed:
+    def copy_in(self, freeze: bool = False) -> sql.Composed:
+        opts = sql.SQL(" WITH (FREEZE)" if freeze else "")
         if not self.columns:  # a table without columns still has rows (empty lines)
-            return sql.SQL("COPY {t} FROM STDIN").format(t=self.ident())
-        return sql.SQL("COPY {t} ({cols}) FROM STDIN").format(
-            t=self.ident(), cols=self.column_list()
+            return sql.SQL("COPY {t} FROM STDIN{o}").format(t=self.ident(), o=opts)
+        return sql.SQL("COPY {t} ({cols}) FROM STDIN{o}").format(
+            t=self.ident(), cols=self.column_list(), o=opts
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -88,39 +88,47 @@ def restore_database(
         archive = Path(tmp) / "schema.pgdump"
         with archive.open("wb") as f:
             restorer.restore_entry(snap, pick_entry(snap, SCHEMA_ENTRY), f)
-        filters = _filters(pg_restore, archive, snap, opts, tables, target, Path(tmp))
+        plan = _plan(pg_restore, archive, snap, opts, tables, target)
         base = [pg_restore, "--no-password", "--exit-on-error", "-d", target.dbname]
         if opts.no_owner:
             base += ["--no-owner", "--no-privileges"]
-        run_checked(
-            [*base, "--section=pre-data", *filters["pre"], str(archive)],
-            env=target.env(),
-            what=f"pg_restore (pre-data) into {target.describe()}",
-            timeout=max(1.0, deadline - time.monotonic()),
-        )
+
+        def pg_restore_list(
+            section: str, lines: list[str] | None, what: str, jobs: int = 1
+        ) -> None:
+            args = [*base, f"--section={section}", f"--jobs={jobs}"]
+            if lines is not None:
+                listing = Path(tempfile.mkstemp(dir=tmp, suffix=".list")[1])
+                listing.write_text("\n".join(lines) + "\n")
+                args += ["-L", str(listing)]
+            run_checked(
+                [*args, str(archive)],
+                env=target.env(),
+                what=f"pg_restore ({what}) into {target.describe()}",
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+
+        pg_restore_list("pre-data", plan.pre, "pre-data")
+
+        def load(table: dict[str, Any]) -> tuple[int, int]:
+            # A table's own indexes and constraints are built as soon as its rows are in,
+            # while other tables still load (as pg_restore -j does).
+            loaded = _load_table(repo, restorer, snap, table, target, opts, deadline)
+            own = plan.per_table.get((table["schema"], table["name"]))
+            if own:
+                pg_restore_list("post-data", own, f"indexes of {table['schema']}.{table['name']}")
+            return loaded
+
         with ThreadPoolExecutor(max(1, opts.jobs), thread_name_prefix="pg-load") as pool:
-            futures = [
-                pool.submit(_load_table, repo, restorer, snap, t, target, opts, deadline)
-                for t in tables
-            ]
+            futures = [pool.submit(load, t) for t in tables]
             for t, fut in zip(tables, futures, strict=True):
                 rows, nbytes = fut.result()
                 result.rows += rows
                 result.bytes += nbytes
                 result.row_counts[f"{t['schema']}.{t['name']}"] = [int(t["rows"]), rows]
         result.tables = len(tables)
-        run_checked(
-            [
-                *base,
-                "--section=post-data",
-                f"--jobs={max(1, opts.jobs)}",
-                *filters["post"],
-                str(archive),
-            ],
-            env=target.env(),
-            what=f"pg_restore (post-data) into {target.describe()}",
-            timeout=max(1.0, deadline - time.monotonic()),
-        )
+        # Foreign keys, triggers, partitioned indexes...: once every table is loaded.
+        pg_restore_list("post-data", plan.rest, "post-data", jobs=max(1, opts.jobs))
     _finish(target, snap.details, opts, tables, result)
     result.duration_s = round(time.monotonic() - started, 3)
     return result
@@ -194,35 +202,76 @@ def _create_database(conn: psycopg.Connection[Any], name: str, details: dict[str
 _TOC_LINE = re.compile(r"^\d+; \d+ \d+ ")
 
 
-def _filters(
+@dataclass
+class _Plan:
+    pre: list[str] | None  # TOC lines for pre-data; None: everything
+    per_table: dict[tuple[str, str], list[str]]  # post-data items built right after a table's data
+    rest: list[str]  # the other post-data items, after all tables
+
+
+def _plan(
     pg_restore: str,
     archive: Path,
     snap: Snapshot,
     opts: RestoreOptions,
     tables: list[dict[str, Any]],
     target: PgConnInfo,
-    tmp: Path,
-) -> dict[str, list[str]]:
-    """pg_restore arguments selecting the subset (none for a whole-database restore)."""
-    if not opts.schemas and not opts.tables:
-        return {"pre": [], "post": []}
+) -> _Plan:
+    """Which schema items pg_restore replays when: the subset, and per-table post-data."""
     toc = run_checked(
         [pg_restore, "-l", str(archive)], env=target.env(), what="pg_restore -l", timeout=300
     ).splitlines()
-    selected_schemas = {t["schema"] for t in tables} | set(opts.schemas or [])
+    entries = [line for line in toc if _TOC_LINE.match(line)]
+    subset = bool(opts.schemas or opts.tables)
     table_keys = {(t["schema"], t["name"]) for t in tables}
-    index_keys = {
-        (i["schema"], i["index"])
+    index_table = {
+        (i["schema"], i["index"]): (i["schema"], i["table"])
         for i in snap.details.get("indexes", [])
         if (i["schema"], i["table"]) in table_keys
     }
+    selected = _subset(entries, opts, tables, index_table) if subset else entries
+    per_table: dict[tuple[str, str], list[str]] = {}
+    rest: list[str] = []
+    for line in selected:
+        body = _TOC_LINE.sub("", line)
+        owner = _owning_table(body, table_keys, index_table)
+        if owner is None:
+            rest.append(line)
+        else:
+            per_table.setdefault(owner, []).append(line)
+    return _Plan(pre=selected if subset else None, per_table=per_table, rest=rest)
+
+
+def _owning_table(
+    body: str, table_keys: set[tuple[str, str]], index_table: dict[tuple[str, str], tuple[str, str]]
+) -> tuple[str, str] | None:
+    """The loaded table an INDEX or (non-FK) CONSTRAINT entry belongs to, if any."""
+    if body.startswith("INDEX "):
+        return next(
+            (t for (s, i), t in index_table.items() if body.startswith(f"INDEX {s} {i} ")), None
+        )
+    if body.startswith("CONSTRAINT "):
+        return next(
+            ((s, n) for s, n in table_keys if body.startswith(f"CONSTRAINT {s} {n} ")), None
+        )
+    return None
+
+
+def _subset(
+    entries: list[str],
+    opts: RestoreOptions,
+    tables: list[dict[str, Any]],
+    index_table: dict[tuple[str, str], tuple[str, str]],
+) -> list[str]:
+    """TOC entries of the chosen schemas/tables (with their indexes, constraints, triggers)."""
+    selected_schemas = {t["schema"] for t in tables} | set(opts.schemas or [])
+    table_keys = {(t["schema"], t["name"]) for t in tables}
     keep: list[str] = []
-    for line in toc:
-        if not _TOC_LINE.match(line):
-            continue
+    for line in entries:
         body = _TOC_LINE.sub("", line)
         desc_schema = next(
-            ((d, s) for d in _DESCS for s in selected_schemas if body.startswith(f"{d} {s} ")), None
+            ((d, s) for d in _DESCS for s in selected_schemas if body.startswith(f"{d} {s} ")),
+            None,
         )
         if body.startswith("SCHEMA ") and any(
             body.startswith(f"SCHEMA - {s} ") for s in selected_schemas
@@ -240,15 +289,13 @@ def _filters(
                 if any(rest.startswith(f"{n} ") for s, n in table_keys if s == schema):
                     keep.append(line)
             elif desc == "INDEX":
-                if any(rest.startswith(f"{n} ") for s, n in index_keys if s == schema):
+                if any(rest.startswith(f"{i} ") for s, i in index_table if s == schema):
                     keep.append(line)
             elif opts.tables is None:
                 keep.append(line)  # types, functions, views... of a selected schema
             elif desc in ("TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "COLLATION"):
                 keep.append(line)  # tables may depend on these
-    listing = tmp / "restore.list"
-    listing.write_text("\n".join(keep) + "\n")
-    return {"pre": ["-L", str(listing)], "post": ["-L", str(listing)]}
+    return keep
 
 
 _DESCS = sorted(
@@ -275,8 +322,11 @@ def _load_table(
     info = TableInfo(table["schema"], table["name"], table["columns"], table["key"])
     psql = find_tool("psql", opts.pg_bin_dir)
     entry = pick_entry(snap, table["entry"])
-    argv = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", target.dbname,
-            "-c", info.copy_in().as_string(None)]  # fmt: skip
+    # TRUNCATE in the same transaction lets COPY write frozen rows (no later hint-bit
+    # rewrite or anti-wraparound vacuum of the whole table); the table is new and empty.
+    argv = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-1", "-d", target.dbname,
+            "-c", sql.SQL("TRUNCATE ONLY {}").format(info.ident()).as_string(None),
+            "-c", info.copy_in(freeze=True).as_string(None)]  # fmt: skip
     rows = nbytes = 0
     with run_tool(
         argv,
