@@ -27,7 +27,9 @@ def test_deployment_points_at_a_flow_with_those_parameters(dep):
     assert required <= set(dep.get("parameters", {})), f"{dep['name']} misses required parameters"
     for sched in dep.get("schedules", []):
         CronSchedule(cron=sched["cron"], timezone=sched.get("timezone", "UTC"))
-    assert not any("password" in k or "key" in str(v).lower() for k, v in dep.get("parameters", {}).items())
+    assert not any(
+        "password" in k or "key" in str(v).lower() for k, v in dep.get("parameters", {}).items()
+    )
 
 
 def test_every_flow_has_a_deployment():
@@ -36,4 +38,6 @@ def test_every_flow_has_a_deployment():
         module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
         for name, obj in vars(module).items():
             if isinstance(obj, Flow) and obj.fn.__module__ == module.__name__:
-                assert f"{path.relative_to(ROOT)}:{name}" in entry, f"no deployment for {path}:{name}"
+                assert f"{path.relative_to(ROOT)}:{name}" in entry, (
+                    f"no deployment for {path}:{name}"
+                )
