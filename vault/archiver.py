@@ -155,21 +155,28 @@ class BackupWriter:
         entry = Entry(name=name, kind=meta.pop("kind", "stream"), **meta)
         sha = hashlib.sha256()
         queue: deque[tuple[bytes, int, Future[tuple[bytes, bytes]]]] = deque()
-        for chunk in self.chunker.chunks(stream):
-            sha.update(chunk)
-            cid = blake3.blake3(chunk, key=self._id_key).digest()
-            entry.chunks.append(cid.hex())
-            entry.size += len(chunk)
-            self._bytes_read += len(chunk)
-            self.stats.chunks_total += 1
-            if cid in self._own or (self.backup_type == "incremental" and cid in self._index):
-                continue
-            self._own.add(cid)
-            self.stats.chunks_new += 1
-            self.stats.bytes_new += len(chunk)
-            queue.append((cid, len(chunk), self._pool.submit(self._seal_blob, cid, chunk)))
-            while len(queue) >= self.inflight:
+        try:
+            for chunk in self.chunker.chunks(stream):
+                sha.update(chunk)
+                cid = blake3.blake3(chunk, key=self._id_key).digest()
+                entry.chunks.append(cid.hex())
+                entry.size += len(chunk)
+                self._bytes_read += len(chunk)
+                self.stats.chunks_total += 1
+                if cid in self._own or (self.backup_type == "incremental" and cid in self._index):
+                    continue
+                self._own.add(cid)
+                self.stats.chunks_new += 1
+                self.stats.bytes_new += len(chunk)
+                queue.append((cid, len(chunk), self._pool.submit(self._seal_blob, cid, chunk)))
+                while len(queue) >= self.inflight:
+                    self._add_blob(*queue.popleft())
+        except BaseException:
+            # The stream failed. Chunks already counted as stored must still reach a pack:
+            # a caller that goes on (skipping this entry) may add another entry sharing them.
+            while queue:
                 self._add_blob(*queue.popleft())
+            raise
         while queue:
             self._add_blob(*queue.popleft())
         entry.sha256 = sha.hexdigest()
@@ -179,6 +186,29 @@ class BackupWriter:
     def add_entry(self, entry: Entry) -> None:
         """Record a chunk-less entry (directory, symlink, empty file)."""
         self.entries.append(entry)
+
+    def add_unchanged(self, entry: Entry) -> bool:
+        """Reuse an entry of an earlier snapshot (its chunks, size, sha256) without reading it.
+
+        Only an incremental backup may do so, and only when every chunk of the
+        entry is in the index (a full backup stores its own copy of everything).
+        Returns False, recording nothing, when the caller must read the data
+        again. The entry counts toward the snapshot's size and chunk total, not
+        toward new bytes.
+        """
+        if self._index is None:
+            raise VaultError("BackupWriter must be used as a context manager (with ...:)")
+        if self.backup_type != "incremental":
+            return False
+        try:
+            ids = [bytes.fromhex(c) for c in entry.chunks]
+        except ValueError:
+            return False
+        if not all(cid in self._own or cid in self._index for cid in ids):
+            return False
+        self.stats.chunks_total += len(ids)
+        self.entries.append(entry)
+        return True
 
     def _seal_blob(self, cid: bytes, chunk: memoryview) -> tuple[bytes, bytes]:
         alg, body = self.compressor.compress(chunk)
