@@ -66,12 +66,19 @@ class Chunker:
         spare: list[bytearray] = []
         carry = b""
         eof = False
+        first = True
         while not eof:
-            block = _reusable(spare) or bytearray(block_size)
-            spare.append(block)
-            if len(spare) > 8:
-                spare.pop(0)
-            view = memoryview(block)[: len(carry) + read_size]
+            if first:
+                # The first block of a stream is small: most files are, and a fresh
+                # 12 MiB zero-filled buffer per small file would dominate their cost.
+                block = bytearray(min(block_size, 1 << 20))
+                first = False
+            else:
+                block = _reusable(spare) or bytearray(block_size)
+                spare.append(block)
+                if len(spare) > 8:
+                    spare.pop(0)
+            view = memoryview(block)[: min(len(block), len(carry) + read_size)]
             view[: len(carry)] = carry
             filled = len(carry)
             while filled < len(view):
