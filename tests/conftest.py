@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.postgres",
     "tests.fixtures.redis",
+    "tests.fixtures.chroma",
     "tests.fixtures.prefect",
 ]
