@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from scholar_ops.pgcluster import PgServer
-from tests.fixtures.redis import RedisServer
+from scholar_ops.redisserver import RedisServer
 
 
 def test_pg_server_is_ours(pg_server: PgServer) -> None:
