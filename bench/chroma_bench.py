@@ -329,12 +329,13 @@ def main() -> None:
     )
     print(
         f"{'op':>8} {'mode':>9} {'records':>8} {'seconds':>8} {'records/s':>10} "
-        f"{'MB/s':>7} {'stream MB':>10} {'peak RSS MB':>12} {'server RSS MB':>14}"
+        f"{'MB/s':>7} {'stream MB':>10} {'stored MB':>10} {'peak RSS MB':>12} {'server RSS MB':>14}"
     )
     for r in rows:
         print(
             f"{r['op']:>8} {r['mode']:>9} {r['records']:>8} {r['seconds']:>8} "
-            f"{r['records_s']:>10} {r['mb_s']:>7} {r['input_mb']:>10} {r['peak_rss_mb']:>12} "
+            f"{r['records_s']:>10} {r['mb_s']:>7} {r['input_mb']:>10} {r.get('stored_mb', ''):>10} "
+            f"{r['peak_rss_mb']:>12} "
             f"{r.get('server_peak_rss_mb') or '':>14}"
         )
     if os.environ.get("CHROMA_BENCH_DEBUG"):

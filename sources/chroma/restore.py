@@ -40,6 +40,7 @@ from sources.chroma.dump import (
     _call,
     decode_embedding,
     list_collection_names,
+    release_batch,
 )
 from sources.chroma.physical import (
     PHYSICAL_FORMAT,
@@ -154,6 +155,7 @@ class _Pending:
     documents: list[str | None] = field(default_factory=list)
     metadatas: list[dict[str, Any] | None] = field(default_factory=list)
     uris: list[str | None] = field(default_factory=list)
+    batches: int = 0
 
     def flush(self, col: Any) -> int:
         n = len(self.ids)
@@ -169,6 +171,9 @@ class _Pending:
         _call(col.add, **kwargs)
         for items in (self.ids, self.embeddings, self.documents, self.metadatas, self.uris):
             items.clear()
+        del kwargs
+        self.batches += 1
+        release_batch(self.batches)
         return n
 
 

@@ -102,7 +102,7 @@ def test_embedded_to_server_and_back(
     )
 
     from_server = backup_chroma(repo, server_source, collections=["chunks_l2", "notes_ip"])
-    assert from_server.details["server_version"]
+    assert from_server.details["server_version"] and not from_server.details["warnings"]
     assert [c["name"] for c in from_server.details["collections"]] == ["chunks_l2", "notes_ip"]
     # The same records in the same order: only the header (new collection ids) is new.
     assert from_server.stats["bytes_new"] < 0.05 * snap.stats["bytes_new"]
@@ -267,3 +267,46 @@ def test_sample_positions_spread_over_the_collection() -> None:
     assert sample_positions(0) == []
     assert sample_positions(3) == [0, 1, 2]
     assert sample_positions(1000) == [100, 300, 500, 700, 900]
+
+
+def test_embedding_function_reference_is_kept_when_it_can_be(
+    repo: Repository, tmp_path: Path, chroma_dir: Path
+) -> None:
+    from chromadb.api.types import EmbeddingFunction
+    from chromadb.utils.embedding_functions import known_embedding_functions
+
+    class OnlyHere(EmbeddingFunction[Any]):
+        def __init__(self, dim: int = 8) -> None:
+            self.dim = dim
+
+        def __call__(self, input: Any) -> Any:
+            raise AssertionError("a backup or restore never embeds")
+
+        @staticmethod
+        def name() -> str:
+            return "scholar_ops_test_only_here"
+
+        def get_config(self) -> dict[str, Any]:
+            return {"dim": self.dim}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> OnlyHere:
+            return OnlyHere(config["dim"])
+
+    source = ChromaSource.embedded(tmp_path / "ef")
+    client = source.client()
+    rng = np.random.default_rng(2)
+    # Chroma's default embedding function is recorded, never called (embeddings are given).
+    client.create_collection("with_default_ef").add(ids=["a", "b"], embeddings=embeddings(rng, 2))
+    client.create_collection("with_custom_ef", embedding_function=OnlyHere()).add(
+        ids=["c"], embeddings=embeddings(rng, 1)
+    )
+    snap = backup_chroma(repo, source)
+    known_embedding_functions.pop(OnlyHere.name(), None)  # as in another process
+
+    result = restore_chroma(repo, snap, ChromaSource.embedded(chroma_dir))
+    assert result.ok, result.mismatches
+    restored = ChromaSource.embedded(chroma_dir).client()
+    cfg = restored.get_collection("with_default_ef").configuration_json
+    assert cfg["embedding_function"]["name"] == "default"
+    assert len(result.warnings) == 1 and "scholar_ops_test_only_here" in result.warnings[0]
