@@ -37,8 +37,10 @@ Targets: full backup wall <= 1.5x the floor (aim 1.2x) and below restic's; peak 
 <= 300 MB; restore <= 1.3x pg_restore -j 2; incremental stored <= 10% of our full
 and <= restic's incremental. --check exits 1 when a target is missed.
 
-The machine is shared: CPU time spent by other processes during each measurement is
-reported, and a warning printed when it could have skewed the figures.
+The machine may be shared: CPU time used by other processes during each measurement
+is reported (kernel threads and interrupts apart), and a warning printed when it could
+have skewed the figures; --quiet-wait S waits up to S seconds before each measurement
+for the machine to be idle.
 """
 
 from __future__ import annotations
@@ -167,10 +169,27 @@ def _machine_busy_s() -> tuple[float, float]:
     return float(sum(t)) - t.idle - getattr(t, "iowait", 0.0), irq
 
 
-def _kernel_threads_cpu_s() -> float:
-    """CPU seconds of the kernel threads (kthreadd's children: writeback, kswapd...)."""
+def _kernel_threads_cpu() -> dict[int, float]:
+    """pid -> CPU seconds of each kernel thread (kthreadd's children: writeback...)."""
     table = _proc_table()
-    return sum(table[p][2] for p in _descendants(table, 2))
+    return {p: table[p][2] for p in _descendants(table, 2)}
+
+
+def _delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings by the processes alive at the second one."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def wait_quiet(max_wait_s: float, busy_below: float = 0.15, window_s: float = 2.0) -> float:
+    """Wait (up to ``max_wait_s``) for a window in which the machine is nearly idle;
+    returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < max_wait_s:
+        before = _machine_busy_s()[0]
+        time.sleep(window_s)
+        if (_machine_busy_s()[0] - before) / window_s < busy_below:
+            break
+    return time.monotonic() - started
 
 
 def _own_peak_rss() -> int:
@@ -201,7 +220,7 @@ def measure(
     BenchError (with the end of stderr) on a non-zero exit or a timeout."""
     out_path, err_path = logdir / f"{name}.out", logdir / f"{name}.err"
     server0, (machine0, irq0), own0 = _server_cpu_s(postmaster), _machine_busy_s(), _own_cpu_s()
-    kthreads0 = _kernel_threads_cpu_s()
+    kthreads0 = _kernel_threads_cpu()
     peak_rss = [0]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
@@ -231,7 +250,7 @@ def measure(
     thread.join()
     server_cpu = _server_cpu_s(postmaster) - server0
     machine, irq = (b - a for a, b in zip((machine0, irq0), _machine_busy_s(), strict=True))
-    kernel = irq + _kernel_threads_cpu_s() - kthreads0
+    kernel = irq + _delta(kthreads0, _kernel_threads_cpu())
     own = _own_cpu_s() - own0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if timed_out.is_set():
@@ -382,6 +401,7 @@ class Bench:
     work: Path
     timeout: float
     repeat: int = 1
+    quiet_wait_s: float = 0.0
     server: Any = None  # scholar_ops.pgcluster.PgServer
     results: dict[str, Any] = field(default_factory=dict)
     disturbed: list[str] = field(default_factory=list)
@@ -418,6 +438,10 @@ class Bench:
 
     def measure(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Measured:
         os.sync()  # what earlier steps left dirty is not written back during this one
+        if self.quiet_wait_s:
+            waited = wait_quiet(self.quiet_wait_s)
+            if waited > 2 * 2.0:
+                log(f"waited {waited:.0f} s for the machine to be quiet")
         m = measure(
             argv,
             env=env or self.env(),
@@ -949,6 +973,14 @@ def main() -> None:
         help="run the full backups and the restores this many times (interleaved); "
         "the median is reported",
     )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to this long for the machine to be idle "
+        "(a shared machine)",
+    )
     ap.add_argument("--dir", default=None, help="where to make the temporary directory")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -966,7 +998,9 @@ def main() -> None:
     timeout = args.timeout or max(600.0, 1800.0 * args.size_gb)
     work = Path(tempfile.mkdtemp(prefix="pg-bench-", dir=args.dir))
     work.chmod(0o755)  # the cluster below it may run as the postgres OS user
-    bench = Bench(work=work, timeout=timeout, repeat=max(1, args.repeat))
+    bench = Bench(
+        work=work, timeout=timeout, repeat=max(1, args.repeat), quiet_wait_s=args.quiet_wait
+    )
     bench.logdir.mkdir()
     log(f"working in {work}")
     cluster_dir = work / "pg"
