@@ -104,8 +104,9 @@ def test_embedded_to_server_and_back(
     from_server = backup_chroma(repo, server_source, collections=["chunks_l2", "notes_ip"])
     assert from_server.details["server_version"] and not from_server.details["warnings"]
     assert [c["name"] for c in from_server.details["collections"]] == ["chunks_l2", "notes_ip"]
-    # The same records in the same order: only the header (new collection ids) is new.
-    assert from_server.stats["bytes_new"] < 0.05 * snap.stats["bytes_new"]
+    # The same records in the same order: only the chunk holding each header (new
+    # collection ids; up to 256 KiB per collection) is new.
+    assert from_server.stats["bytes_new"] < 0.10 * snap.stats["bytes_new"]
     back = restore_chroma(repo, from_server, ChromaSource.embedded(chroma_dir))
     assert back.ok, back.mismatches
     assert_same_store(
