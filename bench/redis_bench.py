@@ -42,22 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scholar_ops.sample.redisvalues import text_pool, value  # noqa: E402
+
 MB = 1_000_000
-WORDS = b"retrieval augmented generation vector embedding attention corpus scholar paper".split()
-
-
-def _text_pool(rng: random.Random, size: int = 4 << 20) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        out += rng.choice(WORDS) + b" " + str(rng.randrange(10**6)).encode() + b" "
-    return bytes(out)
-
-
-def _value(rng: random.Random, n: int, pool: bytes) -> bytes:
-    if rng.random() < 0.5:
-        return rng.randbytes(n)
-    start = rng.randrange(len(pool) - n)
-    return pool[start : start + n]
 
 
 def fill(port: int, size_mb: int, seed: int = 1) -> int:
@@ -65,13 +52,13 @@ def fill(port: int, size_mb: int, seed: int = 1) -> int:
     import redis
 
     rng = random.Random(seed)
-    pool = _text_pool(rng)
+    pool = text_pool(rng, 4 << 20)
     client = redis.Redis(port=port, socket_timeout=120)
     pipe = client.pipeline(transaction=False)
     total = n = 0
     goal = size_mb * MB
     while total < goal * 0.9:
-        v = _value(rng, rng.randint(1_000, 10_000), pool)
+        v = value(rng, rng.randint(1_000, 10_000), pool)
         pipe.set(f"cache:{n:09d}", v)
         n += 1
         total += len(v)
@@ -80,7 +67,7 @@ def fill(port: int, size_mb: int, seed: int = 1) -> int:
     i = 0
     while total < goal:
         if i % 2:
-            fields: dict[Any, Any] = {f"f{j}": _value(rng, 100, pool) for j in range(100)}
+            fields: dict[Any, Any] = {f"f{j}": value(rng, 100, pool) for j in range(100)}
             pipe.hset(f"doc:{i}", mapping=fields)
             total += 100 * 103
         else:
@@ -120,11 +107,11 @@ def child(
     rdb_bytes = int(snap.details["rdb"]["bytes"])
 
     rng = random.Random(99)
-    pool = _text_pool(rng, 1 << 20)
+    pool = text_pool(rng, 1 << 20)
     client = redis.Redis(port=port, socket_timeout=120)
     pipe = client.pipeline(transaction=False)
     for i in rng.sample(range(strings), strings // 100):
-        pipe.set(f"cache:{i:09d}", _value(rng, rng.randint(1_000, 10_000), pool))
+        pipe.set(f"cache:{i:09d}", value(rng, rng.randint(1_000, 10_000), pool))
     pipe.execute()
     client.close()
     t0 = time.perf_counter()

@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import random
 
+from scholar_ops.sample.redisvalues import text_pool, value
 from sources.redis.dump import backup_redis
 from sources.redis.restore import restore_redis_rdb
-
-WORDS = b"retrieval augmented generation vector embedding attention corpus scholar paper".split()
-
-
-def _text_pool(rng: random.Random, size: int = 1 << 20) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        out += rng.choice(WORDS) + b" " + str(rng.randrange(10**6)).encode() + b" "
-    return bytes(out)
-
-
-def _value(rng: random.Random, n: int, pool: bytes) -> bytes:
-    if rng.random() < 0.5:
-        return rng.randbytes(n)  # an embedding, a compressed payload
-    start = rng.randrange(len(pool) - n)
-    return pool[start : start + n]  # JSON-ish text
 
 
 def test_second_backup_after_one_percent_of_keys_changed_stores_little(
     redis_source, source, local_repo, tmp_path
 ):
     rng = random.Random(11)
-    pool = _text_pool(rng)
+    pool = text_pool(rng)
     c = redis_source.client()
     pipe = c.pipeline(transaction=False)
     n = total = 0
     while total < 50_000_000:
-        v = _value(rng, rng.randint(1_000, 10_000), pool)
+        v = value(rng, rng.randint(1_000, 10_000), pool)
         pipe.set(f"cache:{n:08d}", v)
         n += 1
         total += len(v)
@@ -49,7 +34,7 @@ def test_second_backup_after_one_percent_of_keys_changed_stores_little(
 
     full = backup_redis(local_repo, source, backup_type="full")
     for i in rng.sample(range(n), n // 100):
-        pipe.set(f"cache:{i:08d}", _value(rng, rng.randint(1_000, 10_000), pool))
+        pipe.set(f"cache:{i:08d}", value(rng, rng.randint(1_000, 10_000), pool))
     pipe.execute()
     c.close()
     incr = backup_redis(local_repo, source)
