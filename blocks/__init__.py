@@ -10,7 +10,8 @@ from __future__ import annotations
 def register_blocks() -> list[str]:
     """Register scholar-ops' block types (and the ones they nest) with the Prefect API.
 
-    Idempotent; used by ``scholar-ops setup``. Registers ``PostgresTarget``,
+    Idempotent; used by ``scholar-ops setup``. Registers the target blocks
+    (``PostgresTarget``, ``RedisTarget``, ``ChromaTarget``, ``FilesTarget``),
     ``BackupRepository`` (which also registers prefect-aws' ``S3Bucket``,
     ``AwsCredentials`` and ``MinIOCredentials``) and Prefect's ``Secret``.
     Returns the slugs of the block types registered.
@@ -19,10 +20,20 @@ def register_blocks() -> list[str]:
     from prefect.blocks.core import Block
     from prefect.blocks.system import Secret
 
+    from blocks.chroma import ChromaTarget
+    from blocks.files import FilesTarget
     from blocks.postgres import PostgresTarget
+    from blocks.redis import RedisTarget
     from blocks.repository import BackupRepository
 
-    block_types: list[type[Block]] = [Secret, PostgresTarget, BackupRepository]
+    block_types: list[type[Block]] = [
+        Secret,
+        PostgresTarget,
+        RedisTarget,
+        ChromaTarget,
+        FilesTarget,
+        BackupRepository,
+    ]
     for block_type in block_types:
         block_type.register_type_and_schema(_sync=True)  # type: ignore[call-arg]
     return [b.get_block_type_slug() for b in block_types]

@@ -10,14 +10,13 @@ certificate).
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Literal
 
-from prefect.blocks.system import Secret
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from blocks.base import StrictBlock
+from blocks.secrets import read_string_secret
 from sources.postgres.conninfo import PgConnInfo
-from vault.errors import ConfigError
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -100,24 +99,9 @@ class PostgresTarget(StrictBlock):
             return self.password.get_secret_value()
         if self.password_secret is None:
             return None
-        try:
-            secret = cast(
-                "Secret[Any]",
-                Secret.load(self.password_secret, _sync=True),  # type: ignore[call-arg]
-            )
-        except ValueError as e:
-            raise ConfigError(
-                f"PostgreSQL target {self.target_name!r}: cannot load the Secret block "
-                f"{self.password_secret!r} holding the password: {e}"
-            ) from None
-        # Secret.get() would JSON-decode the value ("0123" -> 123): read it raw.
-        raw = secret.value.get_secret_value()
-        if not isinstance(raw, str):
-            raise ConfigError(
-                f"PostgreSQL target {self.target_name!r}: the Secret block "
-                f"{self.password_secret!r} must hold a string password, not a {type(raw).__name__}"
-            )
-        return raw
+        return read_string_secret(
+            self.password_secret, f"PostgreSQL target {self.target_name!r}", "password"
+        )
 
     def conninfo(self) -> PgConnInfo:
         """Connection settings for the engine, with the password resolved."""

@@ -40,7 +40,36 @@ def snapshot_summary(snap: Snapshot) -> dict[str, Any]:
         "checksum": snap.checksum,
         "retention_until": snap.retention_until,
         "tables": len(snap.details.get("tables", [])),
+        "items": snapshot_items(snap),
     }
+
+
+def snapshot_items(snap: Snapshot) -> str:
+    """What a snapshot holds, in a few words ("12 tables", "3 collections, 5000 records")."""
+    d = snap.details
+    if snap.component == "postgres":
+        return f"{len(d.get('tables', []))} tables"
+    if snap.component == "redis":
+        dbs = d.get("databases") or {}
+        keys = sum(int(v.get("keys", 0)) for v in dbs.values())
+        return f"{keys} keys in {len(dbs)} databases"
+    if snap.component == "chroma":
+        cols = d.get("collections") or []
+        kind = (
+            " (physical copy)"
+            if d.get("kind") == "physical" or "physical" in str(d.get("format", ""))
+            else ""
+        )
+        return (
+            f"{len(cols)} collections, {sum(int(c.get('records', 0)) for c in cols)} records{kind}"
+        )
+    if snap.component == "files":
+        c = d.get("counts") or {}
+        return (
+            f"{c.get('files', 0)} files ({c.get('files_unchanged', 0)} unchanged), "
+            f"{c.get('dirs', 0)} dirs, {c.get('symlinks', 0)} symlinks"
+        )
+    return f"{len(snap.entries)} entries"
 
 
 def catalog_row(snap: Snapshot) -> dict[str, Any]:
@@ -62,14 +91,14 @@ def backup_markdown(results: Iterable[Mapping[str, Any]], failures: Mapping[str,
     lines = ["# Backup report", ""]
     if results:
         lines += [
-            "| target | type | snapshot | size | new | stored | dedup | duration | throughput |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| target | type | snapshot | holds | size | new | stored | dedup | duration | throughput |",
+            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in results:
             dedup = f"{r['dedup_ratio']}x" if r.get("dedup_ratio") else "-"
             lines.append(
                 f"| {r['component']}/{r['target']} | {r['backup_type']} | `{r['short_id']}` "
-                f"| {human_bytes(r['size_bytes'])} | {human_bytes(r['new_bytes'])} "
+                f"| {r.get('items', '')} | {human_bytes(r['size_bytes'])} | {human_bytes(r['new_bytes'])} "
                 f"| {human_bytes(r['stored_bytes'])} | {dedup} | {r['duration_s']} s "
                 f"| {r['throughput_mb_s']} MB/s |"
             )
@@ -84,6 +113,8 @@ def backup_markdown(results: Iterable[Mapping[str, Any]], failures: Mapping[str,
 
 
 def restore_markdown(result: Mapping[str, Any]) -> str:
+    if result.get("component", "postgres") != "postgres":
+        return component_restore_markdown(result)
     lines = [
         "# Restore report",
         "",
@@ -113,4 +144,30 @@ def check_markdown(report: Mapping[str, Any]) -> str:
     ]
     if report["problems"]:
         lines += ["", *[f"- {p}" for p in report["problems"]]]
+    return "\n".join(lines)
+
+
+def component_restore_markdown(result: Mapping[str, Any]) -> str:
+    """A Redis, Chroma or files restore: its figures, then mismatches and warnings."""
+    component = result["component"]
+    lines = [
+        "# Restore report",
+        "",
+        f"{component} snapshot `{str(result['snapshot_id'])[:8]}` into "
+        f"**{result.get('destination', '')}** in {result.get('duration_s', 0)} s: "
+        + ("verified, no mismatches." if not result.get("mismatches") else "**MISMATCHES**."),
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
+    for key, value in result.items():
+        if key in ("component", "snapshot_id", "destination", "mismatches", "warnings"):
+            continue
+        if isinstance(value, dict | list) and len(str(value)) > 200:
+            value = f"{len(value)} items"
+        lines.append(f"| {key} | {value} |")
+    for m in result.get("mismatches", []):
+        lines.append(f"\n> mismatch: {m}")
+    for w in result.get("warnings", []):
+        lines.append(f"\n> warning: {w}")
     return "\n".join(lines)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import psycopg
+from prefect import get_run_logger
 
 from blocks.base import StrictBlock
+from blocks.chroma import ChromaTarget
+from blocks.files import FilesTarget
 from blocks.postgres import PostgresTarget
+from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
+from scholar_ops.reports import human_bytes, snapshot_summary
 from vault.errors import ConfigError, SourceError, TransientStorageError
+from vault.snapshot import Snapshot
 
 B = TypeVar("B", bound=StrictBlock)
 
@@ -49,3 +55,30 @@ def load_repository(name: str) -> BackupRepository:
 
 def load_postgres_target(name: str) -> PostgresTarget:
     return _load(PostgresTarget, name, "PostgreSQL target")
+
+
+def load_redis_target(name: str) -> RedisTarget:
+    return _load(RedisTarget, name, "Redis target")
+
+
+def load_chroma_target(name: str) -> ChromaTarget:
+    return _load(ChromaTarget, name, "Chroma target")
+
+
+def load_files_target(name: str) -> FilesTarget:
+    return _load(FilesTarget, name, "files target")
+
+
+def log_summary(snap: Snapshot) -> dict[str, Any]:
+    """Log a new snapshot's figures and return its summary (the task's small result)."""
+    summary = snapshot_summary(snap)
+    get_run_logger().info(
+        "snapshot %s (%s): %s read, %s new, %s stored in %.1f s",
+        snap.short_id,
+        summary["items"],
+        human_bytes(summary["size_bytes"]),
+        human_bytes(summary["new_bytes"]),
+        human_bytes(summary["stored_bytes"]),
+        summary["duration_s"],
+    )
+    return summary

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
 
-from scholar_ops import progress as terminal
-from scholar_ops.reports import human_bytes, snapshot_summary
 from sources.postgres.dump import backup_database
 from sources.postgres.restore import RestoreOptions, restore_database
-from tasks.common import load_postgres_target, load_repository, retry_if_transient
-from vault.archiver import Progress
+from tasks.common import load_postgres_target, load_repository, log_summary, retry_if_transient
+from tasks.progress import reported_progress
 from vault.snapshot import BackupType
 
 
@@ -43,48 +38,21 @@ def backup_postgres(
     repo = repo_block.open(create=True)
     conninfo = target_block.conninfo()
     logger.info("%s backup of %s into %s", backup_type, conninfo.describe(), repo_block.location)
-    estimate = max(_database_size(conninfo), 1)
-    artifact_id = cast(
-        UUID,
-        create_progress_artifact(
-            0.0, description=f"{backup_type} backup of {target_block.target_name}"
-        ),
-    )
-    last = [0.0]
-
-    def progress(p: Progress) -> None:
-        # Called from upload threads: throttled, and never allowed to fail the backup.
-        terminal.report(f"backup {target_block.target_name}", p.bytes_read, estimate, p.elapsed_s)
-        now = time.monotonic()
-        if now - last[0] < 2.0:
-            return
-        last[0] = now
-        try:
-            update_progress_artifact(artifact_id, min(99.0, 100.0 * p.bytes_read / estimate))
-        except Exception as e:
-            logger.debug("progress update failed: %s", e)
-
-    snap = backup_database(
-        repo,
-        conninfo,
-        target=target_block.target_name,
-        backup_type=backup_type,
-        retention_days=retention_days,
-        group=group,
-        progress=progress,
-    )
-    update_progress_artifact(artifact_id, 100.0)
-    terminal.done()
-    summary = snapshot_summary(snap)
-    logger.info(
-        "snapshot %s: %s read, %s new, %s stored in %.1f s",
-        snap.short_id,
-        human_bytes(summary["size_bytes"]),
-        human_bytes(summary["new_bytes"]),
-        human_bytes(summary["stored_bytes"]),
-        summary["duration_s"],
-    )
-    return summary
+    with reported_progress(
+        f"backup {target_block.target_name}",
+        f"{backup_type} backup of {target_block.target_name}",
+        _database_size(conninfo),
+    ) as progress:
+        snap = backup_database(
+            repo,
+            conninfo,
+            target=target_block.target_name,
+            backup_type=backup_type,
+            retention_days=retention_days,
+            group=group,
+            progress=progress,
+        )
+    return log_summary(snap)
 
 
 def _database_size(conninfo: Any) -> int:
@@ -145,4 +113,4 @@ def restore_postgres(
         raise RuntimeError(
             "restored row counts differ from the backup: " + "; ".join(result.mismatches)
         )
-    return asdict(result)
+    return {"component": "postgres", **asdict(result)}

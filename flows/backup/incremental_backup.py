@@ -6,14 +6,19 @@ from typing import Any
 
 from prefect import flow
 
-from flows.backup.run import run_backup
+from flows.backup.run import component_targets, run_backup
 
 
 @flow(name="incremental-backup", log_prints=True)
 def incremental_backup(
-    postgres_targets: list[str],
+    postgres_targets: list[str] | None = None,
+    redis_targets: list[str] | None = None,
+    chroma_targets: list[str] | None = None,
+    file_targets: list[str] | None = None,
     repository: str = "scholar-ops-repository",
     retention_days: float | None = 7,
 ) -> list[dict[str, Any]]:
-    """Back up every target incrementally (names of PostgreSQL target blocks)."""
-    return run_backup("incremental", repository, postgres_targets, retention_days)
+    """Back up every target incrementally into the repository block, all in parallel, as one
+    snapshot group. Targets are names of PostgreSQL, Redis, Chroma and files target blocks."""
+    targets = component_targets(postgres_targets, redis_targets, chroma_targets, file_targets)
+    return run_backup("incremental", repository, targets, retention_days)

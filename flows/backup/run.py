@@ -1,7 +1,8 @@
-"""The backup run both backup flows share: every target in parallel, then the reports.
+"""The backup run both backup flows share: every target of every component in
+parallel, recorded as one snapshot group, then the reports.
 
 A failing target fails the run, but only after the others finished and the
-report (with their snapshots) was published.
+report (with their snapshots, which stay valid) was published.
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from tasks.artifacts import publish_backup_report, publish_catalog
-from tasks.postgres import backup_postgres
 from tasks.repository import list_snapshots
 from vault.snapshot import BackupType
+
+#: component -> the task backing up one target of it (module attributes: tests swap them).
+COMPONENT_TASKS = {
+    "postgres": "backup_postgres",
+    "redis": "backup_redis_target",
+    "chroma": "backup_chroma_target",
+    "files": "backup_files_target",
+}
 
 
 class BackupFailed(RuntimeError):
@@ -25,32 +33,71 @@ class BackupFailed(RuntimeError):
 def run_backup(
     backup_type: BackupType,
     repository: str,
-    postgres_targets: list[str],
+    targets: dict[str, list[str]],
     retention_days: float | None,
 ) -> list[dict[str, Any]]:
+    """``targets``: component -> names of its target blocks (postgres, redis, chroma, files)."""
     logger = get_run_logger()
-    if not postgres_targets:
+    unknown = sorted(set(targets) - set(COMPONENT_TASKS))
+    if unknown:
+        raise ValueError(f"unknown component(s) {unknown}: use {sorted(COMPONENT_TASKS)}")
+    if not any(targets.values()):
         raise ValueError(
-            "no targets to back up: pass postgres_targets (names of PostgreSQL target blocks)"
+            "no targets to back up: pass postgres_targets, redis_targets, chroma_targets or "
+            "file_targets (names of target blocks)"
         )
+    for component, names in targets.items():
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{component} target(s) {dupes} listed twice")
     group = uuid.uuid4().hex
-    futures: dict[str, PrefectFuture[dict[str, Any]]] = {
-        name: backup_postgres.submit(repository, name, backup_type, retention_days, group)
-        for name in postgres_targets
-    }
+    logger.info(
+        "%s backup, group %s: %s",
+        backup_type,
+        group[:8],
+        ", ".join(f"{c}/{n}" for c, names in targets.items() for n in names),
+    )
+    futures: dict[str, PrefectFuture[dict[str, Any]]] = {}
+    for component, names in targets.items():
+        task = globals()[COMPONENT_TASKS[component]]
+        for name in names:
+            futures[f"{component}/{name}"] = task.submit(
+                repository, name, backup_type, retention_days, group
+            )
     results: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
-    for name, fut in futures.items():
+    for key, fut in futures.items():
         try:
             results.append(fut.result())
         except Exception as e:
-            failures[f"postgres/{name}"] = str(e)
-            logger.error("backup of postgres/%s failed: %s", name, e)
+            failures[key] = str(e) or type(e).__name__
+            logger.error("backup of %s failed: %s", key, failures[key])
     publish_backup_report(results, failures)
     publish_catalog(list_snapshots(repository))
     if failures:
         raise BackupFailed(
             f"{len(failures)} of {len(futures)} targets failed: "
             + "; ".join(f"{k}: {v}" for k, v in failures.items())
+            + (
+                f" ({len(results)} others succeeded: "
+                + ", ".join(f"{r['component']}/{r['target']} {r['short_id']}" for r in results)
+                + ")"
+                if results
+                else ""
+            )
         )
     return results
+
+
+def component_targets(
+    postgres_targets: list[str] | None,
+    redis_targets: list[str] | None,
+    chroma_targets: list[str] | None,
+    file_targets: list[str] | None,
+) -> dict[str, list[str]]:
+    return {
+        "postgres": list(postgres_targets or []),
+        "redis": list(redis_targets or []),
+        "chroma": list(chroma_targets or []),
+        "files": list(file_targets or []),
+    }

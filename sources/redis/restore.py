@@ -131,11 +131,15 @@ def restore_redis_rdb(
 
 @contextmanager
 def _server_from(
-    snap: Snapshot, root: Path, keep_data: bool, password: str | None = None
+    snap: Snapshot,
+    root: Path,
+    keep_data: bool,
+    password: str | None = None,
+    rdb: Path | None = None,
 ) -> Iterator[RedisServer]:
     try:
         with throwaway_redis(
-            root, keep_data=keep_data, config=_server_config(snap), password=password
+            root, rdb=rdb, keep_data=keep_data, config=_server_config(snap), password=password
         ) as server:
             yield server
     except RedisStartError as e:
@@ -587,3 +591,14 @@ def verify_redis(
                     f"function libraries {libraries} restored, {expected_libraries} in the backup"
                 )
     return problems
+
+
+def verify_redis_rdb(snap: Snapshot, rdb_path: Path | str) -> list[str]:
+    """Start a throwaway redis-server on ``rdb_path`` (an RDB written by
+    ``restore_redis_rdb``; only read) and compare it with the manifest, as
+    ``verify_redis`` does. Returns the mismatches."""
+    with (
+        tempfile.TemporaryDirectory(prefix="scholar-ops-redis-verify-") as tmp,
+        _server_from(snap, Path(tmp), keep_data=False, rdb=Path(rdb_path)) as server,
+    ):
+        return verify_redis(RedisConnInfo(host=server.host, port=server.port), snap)

@@ -9,7 +9,14 @@ from blocks import register_blocks
 
 def test_register_blocks_is_idempotent_and_includes_nested_types(prefect_harness):
     slugs = register_blocks()
-    assert slugs == ["secret", "scholar-ops-postgresql-target", "scholar-ops-backup-repository"]
+    assert slugs == [
+        "secret",
+        "scholar-ops-postgresql-target",
+        "scholar-ops-redis-target",
+        "scholar-ops-chroma-target",
+        "scholar-ops-files-target",
+        "scholar-ops-backup-repository",
+    ]
     assert register_blocks() == slugs  # again: nothing changes, nothing fails
     with get_client(sync_client=True) as client:
         schema_type_ids = {s.block_type_id for s in client.read_block_schemas()}
