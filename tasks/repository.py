@@ -23,6 +23,17 @@ _RETRY: dict[str, Any] = {
 }
 
 
+@task(name="open-repository", **_RETRY)
+def open_repository(repository: str, create: bool = True) -> str:
+    """Open (and, the first time, create) the repository; returns its location.
+
+    Backup flows run it once before their parallel backup tasks, so that those never
+    race to create the same new repository."""
+    block = load_repository(repository)
+    block.open(create=create)
+    return block.location
+
+
 @task(name="list-snapshots", **_RETRY)
 def list_snapshots(
     repository: str,

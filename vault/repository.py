@@ -116,7 +116,10 @@ class Repository:
         storage.put(KEYS_PREFIX + keyset.key_id_hex, keyset.wrap(master))
         repo = cls(storage, master, {keyset.key_id: keyset}, config)
         storage.put(CONFIG_NAME, repo.seal(CONFIG_KIND, config.to_json()))
-        return repo
+        # Without conditional writes two concurrent inits can both get here: every key
+        # set stays in keys/ (data sealed with any of them remains readable) and the
+        # config last written wins. Open what the store now holds, not what was written.
+        return cls.open(storage, master)
 
     @classmethod
     def open(cls, storage: Storage, master: MasterKey) -> Repository:
@@ -153,7 +156,26 @@ class Repository:
         return aead.seal(self.key.enc_key, self.key.key_id, kind, payload)
 
     def unseal(self, kind: str, data: bytes, name: str) -> bytes:
+        if aead.sealed_key_id(data, name) not in self.keys:
+            # Another process may have added a key set since this one opened the store
+            # (a key rotation, or a concurrent first-time init): load the key sets again.
+            self.reload_keys()
         return _unseal_with(self.keys, kind, data, name)
+
+    def reload_keys(self) -> None:
+        """Add key sets written to the store since it was opened (those the master key opens)."""
+        for info in self.storage.list(KEYS_PREFIX):
+            kid_hex = info.name[len(KEYS_PREFIX) :]
+            try:
+                if bytes.fromhex(kid_hex) in self.keys:
+                    continue
+            except ValueError:
+                pass
+            try:
+                ks = KeySet.unwrap(self.storage.get(info.name), self.master, info.name)
+            except (WrongKey, ObjectNotFound):
+                continue
+            self.keys[ks.key_id] = ks
 
     def get_sealed(self, kind: str, name: str) -> bytes:
         return self.unseal(kind, self.storage.get(name), name)

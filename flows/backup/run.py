@@ -14,16 +14,24 @@ from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from tasks.artifacts import publish_backup_report, publish_catalog
-from tasks.repository import list_snapshots
+from tasks.chroma import backup_chroma_target
+from tasks.files import backup_files_target
+from tasks.postgres import backup_postgres
+from tasks.redis import backup_redis_target
+from tasks.repository import list_snapshots, open_repository
 from vault.snapshot import BackupType
 
-#: component -> the task backing up one target of it (module attributes: tests swap them).
-COMPONENT_TASKS = {
-    "postgres": "backup_postgres",
-    "redis": "backup_redis_target",
-    "chroma": "backup_chroma_target",
-    "files": "backup_files_target",
-}
+COMPONENTS = ("postgres", "redis", "chroma", "files")
+
+
+def _backup_task(component: str) -> Any:
+    """The task backing up one target of ``component`` (looked up at call time: tests swap them)."""
+    return {
+        "postgres": backup_postgres,
+        "redis": backup_redis_target,
+        "chroma": backup_chroma_target,
+        "files": backup_files_target,
+    }[component]
 
 
 class BackupFailed(RuntimeError):
@@ -38,9 +46,9 @@ def run_backup(
 ) -> list[dict[str, Any]]:
     """``targets``: component -> names of its target blocks (postgres, redis, chroma, files)."""
     logger = get_run_logger()
-    unknown = sorted(set(targets) - set(COMPONENT_TASKS))
+    unknown = sorted(set(targets) - set(COMPONENTS))
     if unknown:
-        raise ValueError(f"unknown component(s) {unknown}: use {sorted(COMPONENT_TASKS)}")
+        raise ValueError(f"unknown component(s) {unknown}: use {list(COMPONENTS)}")
     if not any(targets.values()):
         raise ValueError(
             "no targets to back up: pass postgres_targets, redis_targets, chroma_targets or "
@@ -51,15 +59,17 @@ def run_backup(
         if dupes:
             raise ValueError(f"{component} target(s) {dupes} listed twice")
     group = uuid.uuid4().hex
+    location = open_repository(repository)
     logger.info(
-        "%s backup, group %s: %s",
+        "%s backup into %s, group %s: %s",
         backup_type,
+        location,
         group[:8],
         ", ".join(f"{c}/{n}" for c, names in targets.items() for n in names),
     )
     futures: dict[str, PrefectFuture[dict[str, Any]]] = {}
     for component, names in targets.items():
-        task = globals()[COMPONENT_TASKS[component]]
+        task = _backup_task(component)
         for name in names:
             futures[f"{component}/{name}"] = task.submit(
                 repository, name, backup_type, retention_days, group
