@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test    deps, lint (ruff, format check, mypy), then pytest"
-	@echo "make deps    install uv, Debian packages (postgresql, redis, restic, zstd), uv sync"
+	@echo "make deps    install uv, Debian packages (postgresql, redis, restic, zstd, prometheus, pushgateway, alertmanager), uv sync"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make fmt     ruff format + ruff check --fix"
 	@echo "make demo    run the end-to-end demo"

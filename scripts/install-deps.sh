@@ -74,6 +74,12 @@ fi
 command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
 command -v restic >/dev/null 2>&1 || pkgs+=(restic)
 command -v zstd >/dev/null 2>&1 || pkgs+=(zstd)
+# Monitoring: the tests run Prometheus, the Pushgateway and AlertManager, and check
+# the configuration with promtool and amtool (both come with these packages).
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || pkgs+=(prometheus-pushgateway)
+command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
+    || pkgs+=(prometheus-alertmanager)
 # runuser (util-linux) starts PostgreSQL as an unprivileged user; it is essential
 # on Debian, but check anyway.
 command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
