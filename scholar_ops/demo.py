@@ -1,16 +1,30 @@
 """`make demo`: the main job end to end on embedded defaults, nothing to configure.
 
-1. starts a throwaway PostgreSQL cluster from the local binaries (demo-data/postgres)
-2. loads a realistic sample of the AI Scholar data (users, ~2 KB documents, text
-   chunks, 384-dim embeddings as real[], a query log)
-3. creates the blocks (`scholar-ops setup`): a local repository in
+1. starts a throwaway PostgreSQL cluster from the local binaries (demo-data/postgres),
+   a throwaway Redis server (demo-data/redis), an embedded Chroma store
+   (demo-data/chroma) and an uploads directory (demo-data/uploads)
+2. loads a realistic sample of the AI Scholar data: in PostgreSQL users, ~2 KB
+   documents, text chunks, 384-dim embeddings as real[], a query log; in Redis
+   sessions, caches, rate limits, job queues, an event stream; in Chroma document
+   chunks and past queries with 384-dim embeddings (generated, no model is
+   downloaded); uploaded PDFs and a configuration directory
+   (see scholar_ops.sample.aischolar and scholar_ops.sample.appdata)
+3. creates the blocks: `scholar-ops setup` for a local repository in
    demo-data/repository, the master key in a Secret block (and demo-data/master.key)
-4. runs the full-backup flow, applies a typical day of churn (1% new documents,
-   0.1% updated, a growing query log) and runs the incremental-backup flow
+   and the PostgreSQL target; the Redis, Chroma and files targets in Python
+4. runs the full-backup flow over the four components (one snapshot group), applies
+   a typical day of churn (1% new documents, 0.1% updated, a growing query log;
+   Redis keys, Chroma records and a new upload) and runs the incremental-backup flow
 5. lists the snapshots, checks the repository reading every chunk back
-6. restores the latest snapshot into a new database through the restore flow and
-   proves it equals the source (schema dump, per-table checksums, sequences)
+6. restores the latest snapshots through the restore flows: PostgreSQL into a new
+   database, Redis into a second empty server and as an RDB for a new one, Chroma
+   into a new directory, the uploads into a new directory; and proves each equals
+   its source (PostgreSQL: schema dump, per-table checksums, sequences; Redis: every
+   key, type, value and TTL; Chroma: collections, ids, documents, metadatas,
+   embeddings, nearest neighbours; files: paths, contents, modes, mtimes, symlinks)
 7. prints a summary. Prefect's run history stays in demo-data/prefect.
+
+The Redis servers are stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -20,19 +34,39 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 DEMO_REPOSITORY = "demo-repository"
 DEMO_TARGET = "demo-aischolar"
 DEMO_KEY_SECRET = "demo-master-key"
+DEMO_REDIS = "demo-redis"
+DEMO_REDIS_RESTORE = "demo-redis-restored"
+DEMO_CHROMA = "demo-chroma"
+DEMO_FILES = "demo-uploads"
+COMPONENTS = ("postgres", "redis", "chroma", "files")
+# The source streams its RDB without the default 5 s wait for more replicas.
+_FAST_SYNC = {"repl-diskless-sync-delay": 0}
 
 
 def _step(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
-def run(data_dir: Path, documents: int) -> bool:
+def _verdict(what: str, differences: list[str]) -> bool:
+    print(f"{what}: " + ("NO" if differences else "yes"))
+    for d in differences[:20]:
+        print(f"  difference: {d}")
+    return not differences
+
+
+def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
+    """The whole demo in ``data_dir`` (emptied first); True when every restored
+    component equals its source. ``documents``: size of the PostgreSQL sample;
+    ``scale``: size of the Redis, Chroma and uploads samples (1.0: about 3,800 keys,
+    2,200 records, 21 MB of uploads)."""
     data_dir = data_dir.resolve()
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -43,21 +77,30 @@ def run(data_dir: Path, documents: int) -> bool:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # A busy 2-core machine can take longer than Prefect's default 20 s to start its ephemeral API.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # Chroma's anonymized telemetry (there may be no internet).
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
     import psycopg
 
+    from blocks.chroma import ChromaTarget
+    from blocks.files import FilesTarget
+    from blocks.redis import RedisTarget
     from flows.backup.catalog import backup_catalog
     from flows.backup.full_backup import full_backup
     from flows.backup.incremental_backup import incremental_backup
-    from flows.backup.restore import postgres_restore
+    from flows.backup.restore import chroma_restore, files_restore, postgres_restore, redis_restore
     from flows.backup.verify import verify_repository
     from scholar_ops.cli import main as cli
     from scholar_ops.pgcluster import throwaway_cluster
+    from scholar_ops.redisserver import throwaway_redis
     from scholar_ops.reports import human_bytes
-    from scholar_ops.sample import aischolar
+    from scholar_ops.sample import aischolar, appdata
     from scholar_ops.sample.fingerprint import database_fingerprint
+    from sources.chroma.conninfo import ChromaSource
 
-    with throwaway_cluster(data_dir / "postgres", keep_data=True) as pg:
+    chroma_dir, uploads = data_dir / "chroma", data_dir / "uploads"
+    with ExitStack() as stack:
+        pg = stack.enter_context(throwaway_cluster(data_dir / "postgres", keep_data=True))
         _step(f"PostgreSQL {pg.host}:{pg.port} (data in {pg.datadir})")
         source = pg.create_database("aischolar")
         t0 = time.perf_counter()
@@ -72,7 +115,37 @@ def run(data_dir: Path, documents: int) -> bool:
             + f" ({human_bytes(db_size)})"
         )
 
-        _step("scholar-ops setup (blocks: repository, master key Secret, PostgreSQL target)")
+        redis_src = stack.enter_context(
+            throwaway_redis(data_dir / "redis", keep_data=True, config=_FAST_SYNC)
+        )
+        _step(
+            f"Redis {redis_src.host}:{redis_src.port}, Chroma in {chroma_dir}, uploads in {uploads}"
+        )
+        t0 = time.perf_counter()
+        keys = appdata.load_redis(redis_src, scale=scale, seed=2026)
+        print(
+            "Redis: "
+            + ", ".join(f"{n} keys in {db}" for db, n in keys.items())
+            + " (sessions, cached answers and embeddings, rate limits, popularity; "
+            "job queues, an event stream with consumer groups)"
+        )
+        chroma = ChromaSource.embedded(chroma_dir).client()
+        records = appdata.load_chroma(chroma, scale=scale, seed=2026)
+        print(
+            "Chroma: "
+            + ", ".join(f"{n} records in {c}" for c, n in records.items())
+            + f" ({appdata.EMBEDDING_DIMS}-dim float32 embeddings, generated)"
+        )
+        tree = appdata.make_uploads(uploads, scale=scale, seed=2026)
+        print(
+            f"uploads: {tree['files']} files ({human_bytes(tree['bytes'])}), {tree['dirs']} "
+            f"directories, {tree['symlinks']} symlinks; loaded in {time.perf_counter() - t0:.1f} s"
+        )
+
+        _step(
+            "scholar-ops setup (blocks: repository, master key Secret, PostgreSQL target; "
+            "Redis, Chroma and files targets)"
+        )
         key_file = data_dir / "master.key"
         key_file.write_text(secrets.token_hex(32) + "\n")
         key_file.chmod(0o600)
@@ -85,24 +158,50 @@ def run(data_dir: Path, documents: int) -> bool:
         ])  # fmt: skip
         if rc != 0:
             return False
+        RedisTarget(host=redis_src.host, port=redis_src.port, label="aischolar-redis").save(
+            DEMO_REDIS, overwrite=True
+        )
+        ChromaTarget(path=str(chroma_dir), label="aischolar-chroma").save(
+            DEMO_CHROMA, overwrite=True
+        )
+        FilesTarget(path=str(uploads), label="uploads").save(DEMO_FILES, overwrite=True)
+        print(f"blocks {DEMO_REDIS}, {DEMO_CHROMA} and {DEMO_FILES} saved")
+        targets: dict[str, Any] = {
+            "postgres_targets": [DEMO_TARGET],
+            "redis_targets": [DEMO_REDIS],
+            "chroma_targets": [DEMO_CHROMA],
+            "file_targets": [DEMO_FILES],
+        }
 
-        _step("full-backup flow")
-        full = full_backup(postgres_targets=[DEMO_TARGET], repository=DEMO_REPOSITORY)[0]
-        _print_backup(full, human_bytes)
+        _step("full-backup flow (every component, one snapshot group)")
+        full = _by_component(full_backup(**targets, repository=DEMO_REPOSITORY))
+        for c in COMPONENTS:
+            _print_backup(full[c], human_bytes)
 
-        _step("a typical day of churn: 1% new documents, 0.1% updated, the query log grows")
+        _step(
+            "a typical day of churn: 1% new documents, 0.1% updated, the query log grows; "
+            "Redis keys, Chroma records and a new upload change"
+        )
         with psycopg.connect(source, autocommit=True) as conn:
             churn = aischolar.apply_daily_churn(conn, seed=7)
         print(", ".join(f"{k} {v}" for k, v in churn.items()))
+        for component, changes in (
+            ("redis", appdata.churn_redis(redis_src, seed=7)),
+            ("chroma", appdata.churn_chroma(chroma, seed=7, base_seed=2026)),
+            ("uploads", appdata.churn_uploads(uploads, seed=7)),
+        ):
+            print(f"{component}: " + ", ".join(f"{k} {v}" for k, v in changes.items()))
 
         _step("incremental-backup flow")
-        inc = incremental_backup(postgres_targets=[DEMO_TARGET], repository=DEMO_REPOSITORY)[0]
-        _print_backup(inc, human_bytes)
+        inc = _by_component(incremental_backup(**targets, repository=DEMO_REPOSITORY))
+        for c in COMPONENTS:
+            _print_backup(inc[c], human_bytes)
 
         _step("snapshots (backup-catalog flow)")
         for s in backup_catalog(repository=DEMO_REPOSITORY):
             r = s["row"]
-            print(f"  {r['id']}  {r['time']}  {r['component']}/{r['target']}  {r['type']:<11}  "
+            where = f"{r['component']}/{r['target']}"
+            print(f"  {r['id']}  {r['time']}  {where:<26}  {r['type']:<11}  "
                   f"size {r['size']:>10}  stored {r['stored']:>10}")  # fmt: skip
 
         _step("verify-repository flow (structure, and every chunk read back)")
@@ -112,10 +211,14 @@ def run(data_dir: Path, documents: int) -> bool:
             f"{report['chunks_read']} chunks read back"
         )
 
+        identical: dict[str, bool] = {}
+        restore_s: dict[str, float] = {}
+
         _step("restore-postgres flow: latest snapshot into a new database")
         restored = postgres_restore(
             target=DEMO_TARGET, database="aischolar_restored", repository=DEMO_REPOSITORY
         )
+        restore_s["postgres"] = restored["duration_s"]
         print(
             f"restored {restored['tables']} tables, {restored['rows']} rows in {restored['duration_s']} s; "
             "row counts match the manifest"
@@ -123,37 +226,117 @@ def run(data_dir: Path, documents: int) -> bool:
         differences = database_fingerprint(source, pg.tool("pg_dump")).diff(
             database_fingerprint(pg.dsn("aischolar_restored"), pg.tool("pg_dump"))
         )
-        identical = not differences
-        print(
-            "restored database equals the source (schema, every table's rows, sequences): "
-            + ("yes" if identical else "NO")
+        identical["postgres"] = _verdict(
+            "restored database equals the source (schema, every table's rows, sequences)",
+            differences,
         )
-        for d in differences[:20]:
-            print(f"  difference: {d}")
+
+        _step("restore-redis flow: into a second, empty Redis server, and as an RDB for a new one")
+        redis_dst = stack.enter_context(
+            throwaway_redis(data_dir / "redis-restored", keep_data=True)
+        )
+        RedisTarget(host=redis_dst.host, port=redis_dst.port, label="redis-restored").save(
+            DEMO_REDIS_RESTORE, overwrite=True
+        )
+        into = redis_restore(target=DEMO_REDIS_RESTORE, repository=DEMO_REPOSITORY)
+        restore_s["redis"] = into["duration_s"]
+        print(
+            f"restored {into['restored']} keys into {into['destination']} "
+            f"({human_bytes(into['bytes'])} of DUMP payloads) in {into['duration_s']} s; "
+            f"{into['sample_checked']} sampled values checked"
+        )
+        rdb_dir = data_dir / "redis-rdb"
+        rdb = redis_restore(rdb_dir=str(rdb_dir), repository=DEMO_REPOSITORY)
+        print(
+            f"wrote {rdb['destination']} ({human_bytes(rdb['bytes'])}, {rdb['keys']} keys), "
+            "checked on a throwaway server"
+        )
+        source_keys = appdata.redis_contents(redis_src)
+        ok_into = _verdict(
+            "restored Redis server equals the source (every key, type, value and TTL, in every database)",
+            appdata.redis_differences(source_keys, appdata.redis_contents(redis_dst)),
+        )
+        with throwaway_redis(rdb_dir, keep_data=True) as from_rdb:
+            ok_rdb = _verdict(
+                "a server started from the restored RDB equals the source (the same)",
+                appdata.redis_differences(source_keys, appdata.redis_contents(from_rdb)),
+            )
+        identical["redis"] = ok_into and ok_rdb
+
+        _step("restore-chroma flow: latest snapshot into a new embedded directory")
+        chroma_out = data_dir / "chroma-restored"
+        rc_ = chroma_restore(directory=str(chroma_out), repository=DEMO_REPOSITORY)
+        restore_s["chroma"] = rc_["duration_s"]
+        samples = sum(s[1] for s in rc_["samples"].values())
+        print(
+            f"restored {len(rc_['collections'])} collections, {rc_['records']} records in "
+            f"{rc_['duration_s']} s; counts and the nearest neighbours of {samples} sampled "
+            "records match the backup"
+        )
+        identical["chroma"] = _verdict(
+            "restored Chroma store equals the source (collections, ids, documents, metadatas, "
+            "embeddings, nearest neighbours)",
+            appdata.chroma_differences(chroma, ChromaSource.embedded(chroma_out).client()),
+        )
+
+        _step("restore-files flow: latest snapshot of the uploads into a new directory")
+        uploads_out = data_dir / "uploads-restored"
+        rf = files_restore(destination=str(uploads_out), repository=DEMO_REPOSITORY)
+        restore_s["files"] = rf["duration_s"]
+        print(
+            f"restored {rf['files']} files, {rf['dirs']} directories, {rf['symlinks']} symlinks "
+            f"({human_bytes(rf['bytes'])}) in {rf['duration_s']} s"
+        )
+        identical["files"] = _verdict(
+            "restored uploads equal the source (paths, contents, modes, mtimes, symlinks)",
+            appdata.tree_differences(uploads, uploads_out),
+        )
 
         _step("summary")
-        ratio = inc["stored_bytes"] / max(full["stored_bytes"], 1)
+        fb, ib = full["postgres"], inc["postgres"]
+        ratio = ib["stored_bytes"] / max(fb["stored_bytes"], 1)
         print(
-            f"database       {human_bytes(db_size)} on disk, {human_bytes(full['size_bytes'])} of dump data"
+            f"database       {human_bytes(db_size)} on disk, {human_bytes(fb['size_bytes'])} of dump data"
         )
-        print(f"full backup    stored {human_bytes(full['stored_bytes'])} in {full['duration_s']} s "
-              f"({full['throughput_mb_s']} MB/s)")  # fmt: skip
-        print(f"incremental    stored {human_bytes(inc['stored_bytes'])} after a day of churn "
+        print(f"full backup    stored {human_bytes(fb['stored_bytes'])} in {fb['duration_s']} s "
+              f"({fb['throughput_mb_s']} MB/s)")  # fmt: skip
+        print(f"incremental    stored {human_bytes(ib['stored_bytes'])} after a day of churn "
               f"({ratio:.1%} of the full backup)")  # fmt: skip
-        print(f"restore        {restored['duration_s']} s, identical to the source: {identical}")
+        print(
+            f"restore        {restored['duration_s']} s, identical to the source: {identical['postgres']}"
+        )
+        print()
+        print(f"{'component':<10} {'holds (after the churn)':<44} {'full: stored':>13} "
+              f"{'incr.: stored':>14} {'restore':>9}  identical")  # fmt: skip
+        for c in COMPONENTS:
+            f, i = full[c], inc[c]
+            print(f"{c:<10} {i['items']:<44} {human_bytes(f['stored_bytes']):>13} "
+                  f"{human_bytes(i['stored_bytes']):>14} {restore_s[c]:>7} s  {identical[c]}")  # fmt: skip
+        everything = all(identical[c] for c in COMPONENTS)
+        print(f"every component restored identical to its source: {everything}")
         print(f"\nrepository     {data_dir / 'repository'} (master key: {key_file})")
         print(
             f"prefect runs   PREFECT_HOME={data_dir / 'prefect'} uv run prefect server start  # then open the UI"
         )
         print(f"postgres data  {pg.datadir} (stopped; start with pg_ctl -D {pg.datadir} start)")
-    return identical
+        print(f"restored data  {chroma_out}, {uploads_out}, {rdb_dir / 'dump.rdb'}")
+    return everything
 
 
-def _print_backup(r: dict[str, Any], human: Any) -> None:
+def _by_component(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {r["component"]: r for r in results}
+    missing = [c for c in COMPONENTS if c not in out]
+    if missing:
+        raise RuntimeError(f"the backup flow returned no snapshot of {', '.join(missing)}")
+    return out
+
+
+def _print_backup(r: dict[str, Any], human: Callable[[float], str]) -> None:
+    data = "of dump data" if r["component"] == "postgres" else "read"
     print(
-        f"snapshot {r['short_id']}: {r['tables']} tables, {human(r['size_bytes'])} of dump data, "
-        f"{human(r['new_bytes'])} new, {human(r['stored_bytes'])} stored, {r['duration_s']} s "
-        f"({r['throughput_mb_s']} MB/s)"
+        f"{r['component'] + '/' + r['target']:<26} snapshot {r['short_id']}: {r['items']}, "
+        f"{human(r['size_bytes'])} {data}, {human(r['new_bytes'])} new, "
+        f"{human(r['stored_bytes'])} stored, {r['duration_s']} s ({r['throughput_mb_s']} MB/s)"
     )
 
 
@@ -161,8 +344,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="scholar-ops demo on embedded defaults")
     ap.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     ap.add_argument("--documents", type=int, default=6000, help="size of the AI Scholar sample")
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="size of the Redis, Chroma and uploads samples (1.0: ~3,800 keys, ~2,200 "
+        "records, ~21 MB)",
+    )
     args = ap.parse_args()
-    if not run(args.data_dir, args.documents):
+    if not run(args.data_dir, args.documents, args.scale):
         raise SystemExit("demo FAILED")
 
 

@@ -1,0 +1,109 @@
+"""`make demo` end to end at a small scale (a subprocess, its own Prefect home), and
+its servers stopped when it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scholar_ops.redisserver import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    """The demo's data directory, in a directory the postgres user can enter (run as
+    root, the cluster belongs to postgres: pytest's tmp_path is private to root)."""
+    parent = Path(tempfile.mkdtemp(prefix="scholar-ops-demo-test-"))
+    parent.chmod(0o755)
+    try:
+        yield parent / "demo"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+#: one verdict line per restored component (the Redis one twice: into a server, and an RDB)
+IDENTICAL = [
+    "restored database equals the source (schema, every table's rows, sequences): yes",
+    "restored Redis server equals the source (every key, type, value and TTL, in every database): yes",
+    "a server started from the restored RDB equals the source (the same): yes",
+    "restored Chroma store equals the source (collections, ids, documents, metadatas, "
+    "embeddings, nearest neighbours): yes",
+    "restored uploads equal the source (paths, contents, modes, mtimes, symlinks): yes",
+    "every component restored identical to its source: True",
+]
+
+
+def test_demo_backs_up_and_restores_every_component(tmp_path: Path, demo_dir: Path) -> None:
+    # A clean Prefect environment: an ephemeral API in tmp_path, whatever the caller uses.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from scholar_ops.demo import run\n"
+        "sys.exit(0 if run(Path(sys.argv[1]), documents=300, scale=0.1) else 3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(demo_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, f"demo failed ({proc.returncode}):\n{out}\n{proc.stderr[-5000:]}"
+    for line in IDENTICAL:
+        assert line in out, out
+    assert ": NO" not in out and "difference:" not in out, out
+    for where in ("postgres/aischolar", "redis/aischolar-redis", "chroma/aischolar-chroma",
+                  "files/uploads"):  # fmt: skip
+        # a full and an incremental snapshot each, in the flows' output and in the catalog
+        assert out.count(f"{where} ") >= 4, out
+    assert (tmp_path / "prefect").is_dir()  # the run history did not go to ~/.prefect
+
+
+def test_the_servers_stop_when_the_demo_fails(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scholar_ops.cli
+    from scholar_ops import demo
+    from scholar_ops.sample import appdata
+
+    for name, value in (
+        ("PREFECT_HOME", str(tmp_path / "prefect")),
+        ("PREFECT_LOGGING_LEVEL", "WARNING"),
+        ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+        ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"),
+        ("ANONYMIZED_TELEMETRY", "False"),
+    ):
+        monkeypatch.setenv(name, value)  # run() only sets what is unset: restored after
+    pids: list[int] = []
+    load_redis = appdata.load_redis
+
+    def spy(server: RedisServer, **kw: Any) -> dict[str, int]:
+        assert server.pid is not None
+        pids.append(server.pid)
+        return load_redis(server, **kw)
+
+    def failing_setup(argv: list[str]) -> int:
+        raise RuntimeError("setup failed")
+
+    monkeypatch.setattr(appdata, "load_redis", spy)
+    monkeypatch.setattr(scholar_ops.cli, "main", failing_setup)
+    with pytest.raises(RuntimeError, match="setup failed"):
+        demo.run(demo_dir, documents=50, scale=0.02)
+    assert len(pids) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+    assert not (demo_dir / "postgres/data/postmaster.pid").exists()
