@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.chroma",
     "tests.fixtures.prefect",
+    "tests.fixtures.sinks",
 ]

@@ -75,3 +75,24 @@ def test_prefect_harness_runs_a_flow() -> None:
         return a + b
 
     assert add(2, 3) == 5
+
+
+def test_webhook_receiver_and_smtp_sink_record_what_arrives(webhook_receiver, smtp_sink):
+    import smtplib
+    from email.message import EmailMessage
+
+    import httpx
+
+    from tests.fixtures.sinks import message_text
+
+    httpx.post(webhook_receiver.url("/hook"), json=[{"labels": {"alertname": "X"}}], timeout=5)
+    got = webhook_receiver.wait_for(lambda r: True, timeout=5, path="/hook")
+    assert got.json() == [{"labels": {"alertname": "X"}}]
+
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = "backup failed ✓", "a@example.org", "b@example.org"
+    msg.set_content("postgres/aischolar: connection refused")
+    with smtplib.SMTP(smtp_sink.host, smtp_sink.port, timeout=5) as s:
+        s.send_message(msg)
+    _, m = smtp_sink.wait_for(lambda m: True, timeout=5)
+    assert "postgres/aischolar" in message_text(m) and "backup failed" in message_text(m)
