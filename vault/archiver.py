@@ -308,9 +308,10 @@ class BackupWriter:
             details=details or {},
             entries=self.entries,
         )
+        # The manifest's own size is counted in the writer's running stats (progress),
+        # not in the snapshot's: the returned snapshot equals the one in the store.
         size = self.repo.commit_snapshot(snap)
         self.stats.bytes_stored += size
-        snap.stats = asdict(self.stats)
         if self.progress is not None:
             self.progress(self._progress())
         return snap
