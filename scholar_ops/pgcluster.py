@@ -140,6 +140,23 @@ def _run(cmd: list[str], cwd: Path) -> None:
         )
 
 
+def _check_reachable(root: Path, uid: int, gid: int) -> None:
+    """PostgreSQL runs as ``uid``: every directory above ``root`` must let it through."""
+    for d in [root.resolve(), *root.resolve().parents]:
+        st = d.stat()
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            raise RuntimeError(
+                f"PostgreSQL runs as user {PG_SUPERUSER!r} (uid {uid}), which cannot enter {d} "
+                f"(mode {st.st_mode & 0o777:o}): put the cluster elsewhere, or `chmod o+x {d}`"
+            )
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -155,6 +172,7 @@ def _start_server(
     logfile = root / "postgres.log"
     sockdir.mkdir()
     if uid is not None and gid is not None:
+        _check_reachable(root, uid, gid)
         os.chown(sockdir, uid, gid)
     _run(
         [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 import redis
@@ -96,3 +98,14 @@ def test_webhook_receiver_and_smtp_sink_record_what_arrives(webhook_receiver, sm
         s.send_message(msg)
     _, m = smtp_sink.wait_for(lambda m: True, timeout=5)
     assert "postgres/aischolar" in message_text(m) and "backup failed" in message_text(m)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to user postgres")
+def test_cluster_under_a_directory_postgres_cannot_enter_is_a_clear_error(tmp_path):
+    from scholar_ops.pgcluster import throwaway_cluster
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    with pytest.raises(RuntimeError, match=r"cannot enter .*locked.*chmod o\+x"):
+        with throwaway_cluster(locked / "pg"):
+            pass
