@@ -106,6 +106,8 @@ def test_cluster_under_a_directory_postgres_cannot_enter_is_a_clear_error(tmp_pa
 
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
-    with pytest.raises(RuntimeError, match=r"cannot enter .*locked.*chmod o\+x"):
-        with throwaway_cluster(locked / "pg"):
-            pass
+    with (
+        pytest.raises(RuntimeError, match=r"cannot enter .*locked.*chmod o\+x"),
+        throwaway_cluster(locked / "pg"),
+    ):
+        pass
