@@ -13,7 +13,8 @@ def register_blocks() -> list[str]:
     Idempotent; used by ``scholar-ops setup``. Registers the target blocks
     (``PostgresTarget``, ``RedisTarget``, ``ChromaTarget``, ``FilesTarget``),
     ``BackupRepository`` (which also registers prefect-aws' ``S3Bucket``,
-    ``AwsCredentials`` and ``MinIOCredentials``) and Prefect's ``Secret``.
+    ``AwsCredentials`` and ``MinIOCredentials``), ``MonitoringSettings`` and Prefect's
+    ``Secret``.
     Returns the slugs of the block types registered.
     """
     # Imported here: importing ``blocks`` (e.g. for ``blocks.storage``) stays cheap.
@@ -22,6 +23,7 @@ def register_blocks() -> list[str]:
 
     from blocks.chroma import ChromaTarget
     from blocks.files import FilesTarget
+    from blocks.monitoring import MonitoringSettings
     from blocks.postgres import PostgresTarget
     from blocks.redis import RedisTarget
     from blocks.repository import BackupRepository
@@ -33,6 +35,7 @@ def register_blocks() -> list[str]:
         ChromaTarget,
         FilesTarget,
         BackupRepository,
+        MonitoringSettings,
     ]
     for block_type in block_types:
         block_type.register_type_and_schema(_sync=True)  # type: ignore[call-arg]
