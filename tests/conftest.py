@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.chroma",
     "tests.fixtures.prefect",
     "tests.fixtures.sinks",
+    "tests.fixtures.pushgateway",
 ]
