@@ -37,8 +37,10 @@ def cli_env(prefect_harness, pg_server, tmp_path, monkeypatch):
 def test_backup_list_restore_check_rotate(cli_env, pg_server, capsys):
     t = cli_env["target"]
     assert main(["backup", "--full", "--target", t]) == 0
-    assert main(["backup", "--target", t]) == 0
-    capsys.readouterr()
+    assert main(["backup", "--postgres", t]) == 0  # --target is an alias of --postgres
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all("postgres/" + cli_env["db"] in line for line in out)
+    assert all(": 1 tables;" in line for line in out)
     assert main(["snapshots", "--json"]) == 0
     snaps = json.loads(capsys.readouterr().out)
     assert [s["backup_type"] for s in snaps] == ["full", "incremental"]
