@@ -270,7 +270,13 @@ class Repository:
                 raise SnapshotNotFound(
                     f"no snapshot {selector!r} in {self.location}: list them with `scholar-ops snapshots`"
                 )
-            return self.load_snapshot(matches[0])
+            snap = self.load_snapshot(matches[0])
+            if component is not None and snap.component != component:
+                raise SnapshotNotFound(
+                    f"snapshot {snap.short_id} is a {snap.component} backup "
+                    f"({snap.component}/{snap.target}), not a {component} one"
+                )
+            return snap
         snaps = [
             s
             for s in self.snapshots()

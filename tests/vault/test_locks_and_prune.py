@@ -154,3 +154,15 @@ def test_writer_outside_context_manager_is_an_error(repo):
     w = BackupWriter(repo, component="c", target="t")
     with pytest.raises(Exception, match="context manager"):
         w.add_stream("x", io.BytesIO(b"x"))
+
+
+def test_find_snapshot_by_id_checks_the_component(repo):
+    import io
+
+    from vault.archiver import backup_stream
+    from vault.errors import SnapshotNotFound
+
+    snap = backup_stream(repo, io.BytesIO(b"x" * 1000), component="redis", target="cache")
+    assert repo.find_snapshot(snap.backup_id[:8], component="redis").backup_id == snap.backup_id
+    with pytest.raises(SnapshotNotFound, match=r"is a redis backup .*not a chroma one"):
+        repo.find_snapshot(snap.backup_id[:8], component="chroma")
