@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.sinks",
     "tests.fixtures.pushgateway",
+    "tests.fixtures.prometheus",
 ]

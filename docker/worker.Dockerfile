@@ -1,0 +1,42 @@
+# The scholar-ops image: the Prefect worker (default command) and the health service
+# (docker-compose.yml). Build from the repository root:
+#   docker build -f docker/worker.Dockerfile -t scholar-ops:latest .
+FROM python:3.11-slim-bookworm
+
+# pg_dump / pg_restore / psql for PostgreSQL targets: the client must be at least the
+# server's major version (bookworm: 15; use the PGDG repository for newer servers).
+# redis-server: throwaway servers for Redis restore drills.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates postgresql-client redis-server \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN pip install --no-cache-dir uv
+
+ENV SCHOLAR_OPS_HOME=/opt/scholar-ops \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false
+WORKDIR /opt/scholar-ops
+
+# dependencies first (a layer that changes only with uv.lock)
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --locked --no-dev --no-install-project
+
+# the packages of [tool.hatch.build.targets.wheel] and the Prefect project files
+COPY vault ./vault
+COPY sources ./sources
+COPY monitoring ./monitoring
+COPY blocks ./blocks
+COPY tasks ./tasks
+COPY flows ./flows
+COPY scholar_ops ./scholar_ops
+COPY deployments.yaml automations.yaml ./
+RUN uv sync --locked --no-dev
+
+ENV PATH=/opt/scholar-ops/.venv/bin:$PATH
+# a named volume on /var/lib/scholar-ops/repository takes this directory's owner
+RUN useradd --system --uid 10001 --home-dir /var/lib/scholar-ops --create-home scholar-ops \
+    && install -d -o scholar-ops -g scholar-ops /var/lib/scholar-ops/repository
+USER scholar-ops
+
+CMD ["prefect", "worker", "start", "--pool", "scholar-ops", "--type", "process"]
