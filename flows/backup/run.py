@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture
 from tasks.artifacts import publish_backup_report, publish_catalog
 from tasks.chroma import backup_chroma_target
 from tasks.files import backup_files_target
+from tasks.metrics import push_backup_status_safely
 from tasks.postgres import backup_postgres
 from tasks.redis import backup_redis_target
 from tasks.repository import list_snapshots, open_repository
@@ -43,8 +44,13 @@ def run_backup(
     repository: str,
     targets: dict[str, list[str]],
     retention_days: float | None,
+    monitoring: str | None = None,
 ) -> list[dict[str, Any]]:
-    """``targets``: component -> names of its target blocks (postgres, redis, chroma, files)."""
+    """``targets``: component -> names of its target blocks (postgres, redis, chroma, files).
+
+    At the end of the run (success or not) each target's status is pushed to the
+    Pushgateway of the ``monitoring`` settings block (tasks.metrics); a failed push is
+    a warning, never the run's failure."""
     logger = get_run_logger()
     unknown = sorted(set(targets) - set(COMPONENTS))
     if unknown:
@@ -59,7 +65,14 @@ def run_backup(
         if dupes:
             raise ValueError(f"{component} target(s) {dupes} listed twice")
     group = uuid.uuid4().hex
-    location = open_repository(repository)
+    try:
+        location = open_repository(repository)
+    except Exception as e:
+        reason = f"cannot open the repository: {e}"
+        push_backup_status_safely(
+            monitoring, [], {f"{c}/{n}": reason for c, names in targets.items() for n in names}
+        )
+        raise
     logger.info(
         "%s backup into %s, group %s: %s",
         backup_type,
@@ -82,6 +95,7 @@ def run_backup(
         except Exception as e:
             failures[key] = str(e) or type(e).__name__
             logger.error("backup of %s failed: %s", key, failures[key])
+    push_backup_status_safely(monitoring, results, failures)
     publish_backup_report(results, failures)
     publish_catalog(list_snapshots(repository))
     if failures:

@@ -1,0 +1,100 @@
+"""The backup flows push each target's status to the Pushgateway at the end of every run
+(tasks.metrics.push_backup_status); a push failure is a warning, never the run's failure."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+
+import pytest
+from prefect.blocks.system import Secret
+from pydantic import SecretStr
+
+import tasks.metrics
+from blocks.files import FilesTarget
+from blocks.monitoring import PUSHGATEWAY_URL_ENV, MonitoringSettings
+from blocks.repository import BackupRepository
+from flows.backup.full_backup import full_backup
+from flows.backup.incremental_backup import incremental_backup
+from flows.backup.run import BackupFailed
+from monitoring import names
+from tests.fixtures.ports import free_port
+
+
+@pytest.fixture
+def setup(prefect_harness, tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    key = f"key-{suffix}"
+    Secret(value=SecretStr(f"metrics-master-key-{suffix}")).save(key)
+    BackupRepository(local_path=str(tmp_path / "repo"), master_key_secret=key).save(
+        f"repo-{suffix}"
+    )
+    targets = {}
+    for name in ("docs", "config"):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "a.txt").write_text(f"{name} " * 1000)
+        FilesTarget(path=str(root), label=f"{name}-{suffix}").save(f"files-{name}-{suffix}")
+        targets[name] = root
+    return {"suffix": suffix, "repo": f"repo-{suffix}", "roots": targets}
+
+
+def _backup_group(pushgateway, target: str) -> dict[str, float]:
+    out = {}
+    for name, fam in pushgateway.families().items():
+        for s in fam.samples:
+            if s.labels.get("job") == names.JOB_BACKUP and s.labels.get("target") == target:
+                assert s.labels["component"] == "files"
+                out[name] = s.value
+    return out
+
+
+def test_status_pushed_on_success_and_on_failure(setup, pushgateway, monkeypatch):
+    sfx = setup["suffix"]
+    blocks = [f"files-docs-{sfx}", f"files-config-{sfx}"]
+    # No settings block: the environment variable alone is enough.
+    monkeypatch.setenv(PUSHGATEWAY_URL_ENV, pushgateway.url)
+    results = full_backup(file_targets=blocks, repository=setup["repo"], monitoring=f"none-{sfx}")
+    docs = _backup_group(pushgateway, f"docs-{sfx}")
+    assert docs[names.BACKUP_LAST_STATUS] == 1
+    assert docs[names.BACKUP_EXPECTED_INTERVAL] == 3600
+    assert docs[names.BACKUP_SIZE] == next(
+        r["size_bytes"] for r in results if r["target"] == f"docs-{sfx}"
+    )
+    config_before = _backup_group(pushgateway, f"config-{sfx}")
+
+    # Then with a settings block (it wins over the variable): the docs tree is gone.
+    monkeypatch.delenv(PUSHGATEWAY_URL_ENV)
+    MonitoringSettings(pushgateway_url=pushgateway.url, backup_intervals={f"docs-{sfx}": 900}).save(
+        f"monitoring-{sfx}"
+    )
+    shutil.rmtree(setup["roots"]["docs"])
+    with pytest.raises(BackupFailed, match=f"files/files-docs-{sfx}"):
+        incremental_backup(
+            file_targets=[blocks[0]], repository=setup["repo"], monitoring=f"monitoring-{sfx}"
+        )
+    after = _backup_group(pushgateway, f"docs-{sfx}")  # labelled by target name, not block
+    assert after[names.BACKUP_LAST_STATUS] == 0
+    assert after[names.BACKUP_LAST_FAILURE] >= docs[names.BACKUP_LAST_RUN]
+    assert after[names.BACKUP_EXPECTED_INTERVAL] == 900
+    for name in (names.BACKUP_LAST_SUCCESS, names.BACKUP_SIZE, names.BACKUP_STORED):
+        assert after[name] == docs[name], name
+    assert _backup_group(pushgateway, f"config-{sfx}") == config_before
+    assert str(setup["roots"]["docs"]) not in pushgateway.metrics()
+
+
+def test_a_push_failure_does_not_fail_the_backup(setup, monkeypatch, caplog):
+    sfx = setup["suffix"]
+    MonitoringSettings(pushgateway_url=f"http://127.0.0.1:{free_port()}").save(f"down-{sfx}")
+    monkeypatch.setattr(tasks.metrics, "BACKUP_STATUS_RETRY_DELAYS", (0.1,))
+    state = incremental_backup(
+        file_targets=[f"files-config-{sfx}"],
+        repository=setup["repo"],
+        monitoring=f"down-{sfx}",
+        return_state=True,
+    )
+    assert state.is_completed()
+    assert state.result()[0]["target"] == f"config-{sfx}"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("backup status was not pushed" in m for m in warnings), warnings
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
