@@ -98,3 +98,20 @@ def test_a_push_failure_does_not_fail_the_backup(setup, monkeypatch, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("backup status was not pushed" in m for m in warnings), warnings
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_repository_that_does_not_open_is_a_failure_of_every_target(setup, pushgateway):
+    sfx = setup["suffix"]
+    BackupRepository(local_path="/nonexistent", master_key_secret=f"missing-{sfx}").save(
+        f"broken-{sfx}"
+    )
+    MonitoringSettings(pushgateway_url=pushgateway.url).save(f"monitoring-{sfx}")
+    with pytest.raises(Exception, match=f"missing-{sfx}"):
+        incremental_backup(
+            file_targets=[f"files-config-{sfx}"],
+            repository=f"broken-{sfx}",
+            monitoring=f"monitoring-{sfx}",
+        )
+    group = _backup_group(pushgateway, f"config-{sfx}")
+    assert group[names.BACKUP_LAST_STATUS] == 0
+    assert names.BACKUP_LAST_SUCCESS not in group
