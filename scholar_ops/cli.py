@@ -354,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rot.add_argument("--write-to", default="scholar-ops-master.new.key")
     rot.set_defaults(func=cmd_key_rotate)
+
+    auto = sub.add_parser(
+        "automations",
+        help="Prefect automations of automations.yaml (alerts to AlertManager, metrics export)",
+    )
+    asub = auto.add_subparsers(dest="automations_verb", required=True, metavar="ACTION")
+    from scholar_ops.automations import add_subcommands
+
+    add_subcommands(asub)
     return p
 
 
@@ -956,6 +965,9 @@ def _exit_code(exc: BaseException) -> int:
         if isinstance(e, RepositoryLocked):
             return EXIT_LOCKED
         if isinstance(e, ConfigError | WrongKey | SnapshotNotFound | TargetNotEmpty):
+            return EXIT_USAGE
+        automations = sys.modules.get("scholar_ops.automations")
+        if automations is not None and isinstance(e, automations.AutomationsError):
             return EXIT_USAGE
     return EXIT_FAILED
 

@@ -72,3 +72,11 @@ def test_errors_are_one_line_with_meaningful_exit_codes(cli_env, capsys):
     assert main(["backup", "--target", "no-such-target"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-target" in err[0]
+
+
+def test_automations_verbs_are_mounted(capsys):
+    assert main(["automations", "check"]) == 0
+    assert "3 automations OK" in capsys.readouterr().out
+    assert main(["automations", "check", "--file", "/no/such/automations.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read the automations file" in err[0]
