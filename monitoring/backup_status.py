@@ -17,6 +17,17 @@ from typing import Any
 
 from monitoring import names
 from monitoring.samples import MetricGroup, Sample, gauge
+from vault.errors import (
+    ConfigError,
+    IntegrityError,
+    RepositoryLocked,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    SourceError,
+    StorageError,
+    TransientStorageError,
+    WrongKey,
+)
 
 DEFAULT_INTERVAL = 3600.0
 
@@ -35,6 +46,55 @@ def interval_lookup(default: float, overrides: Mapping[str, float] | None = None
         return float(default)
 
     return lookup
+
+
+#: Why a backup failed, as a bounded label value (``reason`` on ``last_status 0``): the
+#: alert and its notification name it; the message itself stays in the run history
+#: (it is unbounded and may name hosts or paths).
+REASONS = (
+    "source_unreachable",
+    "source_failed",
+    "storage_unreachable",
+    "storage_error",
+    "repository_damaged",
+    "repository_locked",
+    "repository_missing",
+    "wrong_key",
+    "configuration_error",
+    "timed_out",
+    "unexpected_error",
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The category of a backup failure (one of ``REASONS``)."""
+    import subprocess
+
+    checks: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (TransientStorageError, "storage_unreachable"),
+        (IntegrityError, "repository_damaged"),
+        (RepositoryLocked, "repository_locked"),
+        (RepositoryNotFound, "repository_missing"),
+        (WrongKey, "wrong_key"),
+        (StorageError, "storage_error"),
+        ((ConfigError, SnapshotNotFound, ValueError), "configuration_error"),
+        ((TimeoutError, subprocess.TimeoutExpired), "timed_out"),
+    ]
+    for kind, reason in checks:
+        if isinstance(exc, kind):
+            return reason
+    if isinstance(exc, SourceError):
+        return "source_unreachable" if exc.transient else "source_failed"
+    if isinstance(exc, ConnectionError):
+        return "source_unreachable"
+    module = type(exc).__module__
+    if module.startswith(("psycopg", "redis", "chromadb", "httpx")):
+        return (
+            "source_unreachable"
+            if "Connection" in type(exc).__name__ or "Operational" in (type(exc).__name__)
+            else "source_failed"
+        )
+    return "unexpected_error"
 
 
 def iso_to_unix(timestamp: str) -> float:
@@ -69,12 +129,15 @@ def backup_status_groups(
     *,
     expected_interval: IntervalFn | float = DEFAULT_INTERVAL,
     now: float | None = None,
+    reasons: Mapping[str, str] | None = None,
 ) -> list[MetricGroup]:
     """Groups (job ``scholar-ops-backup``, key component + target) for one run.
 
     ``results``: snapshot summaries (component, target, timestamp, duration_s,
     size_bytes, new_bytes, stored_bytes, dedup_ratio). ``failures``:
-    ``"component/target" -> message`` (the message is not pushed). A target both in
+    ``"component/target" -> message`` (the message is not pushed); ``reasons``, with the
+    same keys, a category from ``REASONS`` carried as the ``reason`` label of
+    ``last_status 0`` (default ``unexpected_error``). A target both in
     ``results`` and ``failures`` (two blocks with one label) counts as failed.
     """
     now = time.time() if now is None else now
@@ -106,10 +169,14 @@ def backup_status_groups(
         g.samples += success_samples(r, g.grouping_key)
         if (component, target) not in failed:
             g.samples.append(gauge(names.BACKUP_LAST_STATUS, 1, g.grouping_key))
+    why = dict(reasons or {})
     for component, target in sorted(failed):
         g = group(component, target)
+        reason = why.get(f"{component}/{target}", "unexpected_error")
+        if reason not in REASONS:
+            reason = "unexpected_error"
         g.samples += [
-            gauge(names.BACKUP_LAST_STATUS, 0, g.grouping_key),
+            gauge(names.BACKUP_LAST_STATUS, 0, {**g.grouping_key, "reason": reason}),
             gauge(names.BACKUP_LAST_FAILURE, now, g.grouping_key),
         ]
     return list(groups.values())

@@ -166,6 +166,7 @@ def push_backup_status(
     monitoring: str | None,
     results: list[dict[str, Any]],
     failures: dict[str, str],
+    reasons: dict[str, str] | None = None,
 ) -> int:
     """Push each target's status of a backup run (job scholar-ops-backup); returns the
     number of groups pushed: 0 when monitoring is not configured, or when the gateway
@@ -181,7 +182,10 @@ def push_backup_status(
         )
         return 0
     groups = backup_status_groups(
-        results, failures_by_target(failures), expected_interval=settings.expected_interval
+        results,
+        failures_by_target(failures),
+        expected_interval=settings.expected_interval,
+        reasons=failures_by_target(reasons or {}),
     )
     delays = list(BACKUP_STATUS_RETRY_DELAYS)
     while True:
@@ -197,12 +201,15 @@ def push_backup_status(
 
 
 def push_backup_status_safely(
-    monitoring: str | None, results: list[dict[str, Any]], failures: dict[str, str]
+    monitoring: str | None,
+    results: list[dict[str, Any]],
+    failures: dict[str, str],
+    reasons: dict[str, str] | None = None,
 ) -> int:
     """``push_backup_status``; anything else going wrong (settings that do not load, a
     timeout) is logged as a warning too."""
     try:
-        return push_backup_status(monitoring, results, failures)
+        return push_backup_status(monitoring, results, failures, reasons)
     except Exception as e:
         get_run_logger().warning("the backup status was not pushed: %s", e)
         return 0

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
+from monitoring.backup_status import failure_reason
 from tasks.artifacts import publish_backup_report, publish_catalog
 from tasks.chroma import backup_chroma_target
 from tasks.files import backup_files_target
@@ -68,9 +69,13 @@ def run_backup(
     try:
         location = open_repository(repository)
     except Exception as e:
-        reason = f"cannot open the repository: {e}"
+        message = f"cannot open the repository: {e}"
+        keys = [f"{c}/{n}" for c, names in targets.items() for n in names]
         push_backup_status_safely(
-            monitoring, [], {f"{c}/{n}": reason for c, names in targets.items() for n in names}
+            monitoring,
+            [],
+            dict.fromkeys(keys, message),
+            dict.fromkeys(keys, failure_reason(e)),
         )
         raise
     logger.info(
@@ -89,13 +94,15 @@ def run_backup(
             )
     results: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     for key, fut in futures.items():
         try:
             results.append(fut.result())
         except Exception as e:
             failures[key] = str(e) or type(e).__name__
-            logger.error("backup of %s failed: %s", key, failures[key])
-    push_backup_status_safely(monitoring, results, failures)
+            reasons[key] = failure_reason(e)
+            logger.error("backup of %s failed (%s): %s", key, reasons[key], failures[key])
+    push_backup_status_safely(monitoring, results, failures, reasons)
     publish_backup_report(results, failures)
     publish_catalog(list_snapshots(repository))
     if failures:

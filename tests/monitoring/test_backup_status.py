@@ -41,6 +41,7 @@ def test_success_and_failure_groups():
         {"redis/cache": "connection refused"},
         expected_interval=interval_lookup(3600, {"redis/cache": 600}),
         now=2_000_000_000.0,
+        reasons={"redis/cache": "source_unreachable"},
     )
     by_target = {g.grouping_key["target"]: g for g in groups}
     assert {g.job for g in groups} == {names.JOB_BACKUP}
@@ -64,7 +65,36 @@ def test_success_and_failure_groups():
         names.BACKUP_LAST_STATUS: 0.0,
         names.BACKUP_LAST_FAILURE: 2_000_000_000.0,
     }
-    assert all(s.labels == failed.grouping_key for s in failed.samples)
+    # The failed status carries a bounded reason; everything else only the group's labels.
+    for s in failed.samples:
+        extra = {"reason": "source_unreachable"} if s.name == names.BACKUP_LAST_STATUS else {}
+        assert s.labels == {**failed.grouping_key, **extra}
+
+
+def test_failure_reasons_are_bounded_categories():
+    import subprocess
+
+    import psycopg
+
+    from monitoring.backup_status import REASONS, failure_reason
+    from vault.errors import ConfigError, IntegrityError, SourceError, TransientStorageError
+
+    cases = {
+        SourceError("refused", transient=True): "source_unreachable",
+        SourceError("pg_dump: permission denied", transient=False): "source_failed",
+        psycopg.OperationalError("connection refused"): "source_unreachable",
+        TransientStorageError("503"): "storage_unreachable",
+        IntegrityError("bad pack", "packs/x"): "repository_damaged",
+        ConfigError("no such block"): "configuration_error",
+        subprocess.TimeoutExpired("pg_dump", 5): "timed_out",
+        RuntimeError("boom"): "unexpected_error",
+    }
+    for exc, reason in cases.items():
+        assert failure_reason(exc) == reason, exc
+        assert reason in REASONS
+    groups = backup_status_groups([], {"redis/cache": "x"}, reasons={"redis/cache": "made up"})
+    status = next(s for s in groups[0].samples if s.name == names.BACKUP_LAST_STATUS)
+    assert status.labels["reason"] == "unexpected_error"  # never an unbounded value
 
 
 def test_a_target_with_a_result_and_a_failure_counts_as_failed():

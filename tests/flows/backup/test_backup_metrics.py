@@ -81,6 +81,13 @@ def test_status_pushed_on_success_and_on_failure(setup, pushgateway, monkeypatch
         assert after[name] == docs[name], name
     assert _backup_group(pushgateway, f"config-{sfx}") == config_before
     assert str(setup["roots"]["docs"]) not in pushgateway.metrics()
+    # The failed status names a bounded reason (the missing tree: the source failed).
+    reasons = {
+        s.labels.get("reason")
+        for s in pushgateway.families()[names.BACKUP_LAST_STATUS].samples
+        if s.labels.get("target") == f"docs-{sfx}"
+    }
+    assert reasons == {"source_failed"}
 
 
 def test_a_push_failure_does_not_fail_the_backup(setup, monkeypatch, caplog):
@@ -115,3 +122,6 @@ def test_a_repository_that_does_not_open_is_a_failure_of_every_target(setup, pus
     group = _backup_group(pushgateway, f"config-{sfx}")
     assert group[names.BACKUP_LAST_STATUS] == 0
     assert names.BACKUP_LAST_SUCCESS not in group
+    assert (
+        "configuration_error" in pushgateway.metrics()
+    )  # the master key's Secret block is missing
