@@ -41,6 +41,7 @@ from vault.errors import (
 DEFAULT_REPOSITORY = "scholar-ops-repository"
 DEFAULT_MASTER_SECRET = "scholar-ops-master-key"
 DEFAULT_TARGET = "aischolar-postgres"
+DEFAULT_MONITORING = "scholar-ops-monitoring"
 DEFAULT_REDIS_TARGET = "aischolar-redis"
 DEFAULT_CHROMA_TARGET = "aischolar-chroma"
 COMPONENTS = ("postgres", "redis", "chroma", "files")
@@ -206,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="gitignore-like pattern never backed up, for every --files target of this call "
         "(repeatable)",
+    )
+    m = s.add_argument_group("monitoring (optional)")
+    m.add_argument(
+        "--pushgateway-url",
+        default=_env("SCHOLAR_OPS_PUSHGATEWAY_URL"),
+        help="Prometheus Pushgateway: create the MonitoringSettings block the backup and "
+        "metrics-export flows push to (env SCHOLAR_OPS_PUSHGATEWAY_URL)",
+    )
+    m.add_argument(
+        "--monitoring-block",
+        default=DEFAULT_MONITORING,
+        help="name of that block (default %(default)s)",
     )
     s.add_argument("--compression", choices=["zstd", "gzip", "none"], default="zstd")
     s.add_argument("--compression-level", type=int)
@@ -579,6 +592,25 @@ def cmd_setup(args: argparse.Namespace) -> int:
         compression=args.compression,
         compression_level=args.compression_level,
     )
+    monitoring = None
+    if args.pushgateway_url:  # validated before anything is saved
+        from pydantic import ValidationError
+
+        from blocks.monitoring import MonitoringSettings
+
+        def named(kind: str) -> list[str]:
+            return [p.name for p in planned if type(p.block).__name__ == kind]
+
+        try:
+            monitoring = MonitoringSettings(
+                pushgateway_url=args.pushgateway_url,
+                repository=args.repository,
+                postgres_targets=named("PostgresTarget"),
+                redis_targets=named("RedisTarget"),
+                chroma_targets=named("ChromaTarget"),
+            )
+        except ValidationError as e:
+            raise ConfigError(f"--pushgateway-url: {e.errors()[0]['msg']}") from None
     repo_block.save(args.repository, overwrite=True)
 
     for p in planned:
@@ -590,6 +622,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for p in planned:
         kept = f" ({p.secret_kind} in Secret block {p.secret_name})" if p.secret_name else ""
         print(f"target      {p.name}: {p.line}{kept}")
+    if monitoring is not None:
+        monitoring.save(args.monitoring_block, overwrite=True)
+        print(f"monitoring  {args.monitoring_block}: pushes to {args.pushgateway_url}")
     return EXIT_OK
 
 

@@ -195,9 +195,16 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
         "--redis-port", str(e["redis_port"]),
         "--chroma-target", e["chroma"], "--chroma-path", "vectors",
         "--files", f"{e['files']}=uploads", "--exclude", "*.tmp",
+        "--pushgateway-url", "http://127.0.0.1:9091", "--monitoring-block", f"mon-{e['redis']}",
     ) == 0  # fmt: skip
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == ["repository", "target", "target", "target"]
+    assert [line.split()[0] for line in out] == [
+        "repository", "target", "target", "target", "monitoring",
+    ]  # fmt: skip
+    from blocks.monitoring import MonitoringSettings
+
+    mon = MonitoringSettings.load_sync(f"mon-{e['redis']}")
+    assert (mon.redis_targets, mon.chroma_targets) == ([e["redis"]], [e["chroma"]])
     assert not any("postgres" in line for line in out)  # no --pg-database: no PostgreSQL target
     rt = RedisTarget.load_sync(e["redis"])
     assert (rt.host, rt.port, rt.password_secret) == (e["redis_host"], e["redis_port"], None)
