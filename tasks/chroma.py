@@ -6,25 +6,22 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.tasks import exponential_backoff
 
 from sources.chroma.conninfo import ChromaSource
 from sources.chroma.dump import backup_chroma
 from sources.chroma.restore import Existing, restore_chroma, restore_chroma_physical
-from tasks.common import load_chroma_target, load_repository, log_summary, retry_if_transient
-from tasks.progress import reported_progress
+from tasks.common import (
+    BACKUP_TASK_OPTIONS,
+    RESTORE_TASK_OPTIONS,
+    load_chroma_target,
+    load_repository,
+    run_backup_into,
+)
 from vault.errors import ConfigError
 from vault.snapshot import BackupType
 
 
-@task(
-    name="backup-chroma",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    task_run_name="backup chroma {target}",
-)
+@task(name="backup-chroma", task_run_name="backup chroma {target}", **BACKUP_TASK_OPTIONS)
 def backup_chroma_target(
     repository: str,
     target: str,
@@ -33,45 +30,32 @@ def backup_chroma_target(
     group: str | None = None,
 ) -> dict[str, Any]:
     """Export every collection (or copy the embedded directory) as one snapshot."""
-    logger = get_run_logger()
-    repo_block = load_repository(repository)
-    target_block = load_chroma_target(target)
-    repo = repo_block.open(create=True)
-    source = target_block.source()
-    logger.info(
-        "%s %s backup of %s into %s",
+    block = load_chroma_target(target)
+    source = block.source()
+    kind = "physical copy" if block.physical else "logical export"
+    return run_backup_into(
+        repository,
+        block.target_name,
+        "chroma",
         backup_type,
-        "physical" if target_block.physical else "logical",
-        source.describe(),
-        repo_block.location,
-    )
-    with reported_progress(
-        f"backup {target_block.target_name}",
-        f"{backup_type} backup of chroma {target_block.target_name}",
+        f"{source.describe()} ({kind})",
         0,
-    ) as progress:
-        snap = backup_chroma(
+        lambda repo, progress: backup_chroma(
             repo,
             source,
-            target=target_block.target_name,
+            target=block.target_name,
             backup_type=backup_type,
-            collections=target_block.collections,
-            batch_size=target_block.batch_size,
-            physical=target_block.physical,
+            collections=block.collections,
+            batch_size=block.batch_size,
+            physical=block.physical,
             retention_days=retention_days,
             group=group,
             progress=progress,
-        )
-    return log_summary(snap)
+        ),
+    )
 
 
-@task(
-    name="restore-chroma",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_condition_fn=retry_if_transient,
-    task_run_name="restore chroma {snapshot}",
-)
+@task(name="restore-chroma", task_run_name="restore chroma {snapshot}", **RESTORE_TASK_OPTIONS)
 def restore_chroma_target(
     repository: str,
     snapshot: str = "latest",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
 from prefect import get_run_logger
+from prefect.tasks import exponential_backoff
 
 from blocks.base import StrictBlock
 from blocks.chroma import ChromaTarget
@@ -14,8 +16,11 @@ from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
 from scholar_ops.reports import human_bytes, snapshot_summary
+from tasks.progress import reported_progress
+from vault.archiver import Progress
 from vault.errors import ConfigError, SourceError, TransientStorageError
-from vault.snapshot import Snapshot
+from vault.repository import Repository
+from vault.snapshot import BackupType, Snapshot
 
 B = TypeVar("B", bound=StrictBlock)
 
@@ -38,6 +43,21 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
         except BaseException as e:
             exc = e
     return is_transient(exc)
+
+
+#: Task options of every backup task: connection errors retried with backoff and jitter.
+BACKUP_TASK_OPTIONS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=10),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
+#: Task options of every restore task.
+RESTORE_TASK_OPTIONS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=10),
+    "retry_condition_fn": retry_if_transient,
+}
 
 
 def _load(cls: type[B], name: str, what: str) -> B:
@@ -82,3 +102,29 @@ def log_summary(snap: Snapshot) -> dict[str, Any]:
         summary["duration_s"],
     )
     return summary
+
+
+def run_backup_into(
+    repository: str,
+    target_name: str,
+    component: str,
+    backup_type: BackupType,
+    source: str,
+    estimate: int,
+    backup: Callable[[Repository, Callable[[Progress], None]], Snapshot],
+) -> dict[str, Any]:
+    """The body every backup task shares: open (or create) the repository, run
+    ``backup(repo, progress)`` with terminal and artifact progress, log and return the
+    snapshot's summary. ``source`` describes where the data comes from (no secrets)."""
+    repo_block = load_repository(repository)
+    repo = repo_block.open(create=True)
+    get_run_logger().info(
+        "%s backup of %s %s into %s", backup_type, component, source, repo_block.location
+    )
+    with reported_progress(
+        f"backup {target_name}", f"{backup_type} backup of {component} {target_name}", estimate
+    ) as progress:
+        snap = backup(repo, progress)
+    for problem in [*snap.details.get("warnings", []), *snap.details.get("errors", [])]:
+        get_run_logger().warning("%s/%s: %s", component, target_name, problem)
+    return log_summary(snap)

@@ -6,22 +6,23 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.tasks import exponential_backoff
 
 from sources.files.backup import backup_files
 from sources.files.restore import restore_files
-from tasks.common import load_files_target, load_repository, log_summary, retry_if_transient
-from tasks.progress import reported_progress
+from tasks.common import (
+    BACKUP_TASK_OPTIONS,
+    RESTORE_TASK_OPTIONS,
+    load_files_target,
+    load_repository,
+    run_backup_into,
+)
 from vault.snapshot import BackupType
 
 
 @task(
     name="backup-files",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
     task_run_name="backup files {target}",
+    **{**BACKUP_TASK_OPTIONS, "retries": 2},
 )
 def backup_files_target(
     repository: str,
@@ -31,40 +32,34 @@ def backup_files_target(
     group: str | None = None,
 ) -> dict[str, Any]:
     """Back the tree up as one snapshot; unchanged files (size and mtime) are not re-read."""
-    logger = get_run_logger()
-    repo_block = load_repository(repository)
-    target_block = load_files_target(target)
-    repo = repo_block.open(create=True)
-    logger.info("%s backup of %s into %s", backup_type, target_block.path, repo_block.location)
-    with reported_progress(
-        f"backup {target_block.target_name}",
-        f"{backup_type} backup of files {target_block.target_name}",
+    block = load_files_target(target)
+    return run_backup_into(
+        repository,
+        block.target_name,
+        "files",
+        backup_type,
+        block.path,
         0,
-    ) as progress:
-        snap = backup_files(
+        lambda repo, progress: backup_files(
             repo,
-            target_block.path,
-            target=target_block.target_name,
-            include=target_block.include,
-            exclude=target_block.exclude,
+            block.path,
+            target=block.target_name,
+            include=block.include,
+            exclude=block.exclude,
             backup_type=backup_type,
             retention_days=retention_days,
             group=group,
-            one_file_system=target_block.one_file_system,
-            ignore_errors=target_block.ignore_errors,
+            one_file_system=block.one_file_system,
+            ignore_errors=block.ignore_errors,
             progress=progress,
-        )
-    for w in snap.details.get("warnings", []) + snap.details.get("errors", []):
-        logger.warning("%s: %s", target_block.target_name, w)
-    return log_summary(snap)
+        ),
+    )
 
 
 @task(
     name="restore-files",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_condition_fn=retry_if_transient,
     task_run_name="restore files {snapshot} into {destination}",
+    **RESTORE_TASK_OPTIONS,
 )
 def restore_files_target(
     repository: str,

@@ -7,23 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.tasks import exponential_backoff
 
 from sources.postgres.dump import backup_database
 from sources.postgres.restore import RestoreOptions, restore_database
-from tasks.common import load_postgres_target, load_repository, log_summary, retry_if_transient
-from tasks.progress import reported_progress
+from tasks.common import (
+    BACKUP_TASK_OPTIONS,
+    RESTORE_TASK_OPTIONS,
+    load_postgres_target,
+    load_repository,
+    run_backup_into,
+)
 from vault.snapshot import BackupType
 
 
-@task(
-    name="backup-postgres",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    task_run_name="backup {target}",
-)
+@task(name="backup-postgres", task_run_name="backup {target}", **BACKUP_TASK_OPTIONS)
 def backup_postgres(
     repository: str,
     target: str,
@@ -32,27 +29,25 @@ def backup_postgres(
     group: str | None = None,
 ) -> dict[str, Any]:
     """Dump one database into the repository as one snapshot; returns its summary."""
-    logger = get_run_logger()
-    repo_block = load_repository(repository)
-    target_block = load_postgres_target(target)
-    repo = repo_block.open(create=True)
-    conninfo = target_block.conninfo()
-    logger.info("%s backup of %s into %s", backup_type, conninfo.describe(), repo_block.location)
-    with reported_progress(
-        f"backup {target_block.target_name}",
-        f"{backup_type} backup of {target_block.target_name}",
+    block = load_postgres_target(target)
+    conninfo = block.conninfo()
+    return run_backup_into(
+        repository,
+        block.target_name,
+        "postgres",
+        backup_type,
+        conninfo.describe(),
         _database_size(conninfo),
-    ) as progress:
-        snap = backup_database(
+        lambda repo, progress: backup_database(
             repo,
             conninfo,
-            target=target_block.target_name,
+            target=block.target_name,
             backup_type=backup_type,
             retention_days=retention_days,
             group=group,
             progress=progress,
-        )
-    return log_summary(snap)
+        ),
+    )
 
 
 def _database_size(conninfo: Any) -> int:
@@ -68,10 +63,8 @@ def _database_size(conninfo: Any) -> int:
 
 @task(
     name="restore-postgres",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_condition_fn=retry_if_transient,
     task_run_name="restore {snapshot} into {database}",
+    **RESTORE_TASK_OPTIONS,
 )
 def restore_postgres(
     repository: str,

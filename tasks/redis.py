@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.tasks import exponential_backoff
 
 from sources.redis.dump import backup_redis
 from sources.redis.restore import (
@@ -16,20 +15,18 @@ from sources.redis.restore import (
     restore_redis_rdb,
     verify_redis_rdb,
 )
-from tasks.common import load_redis_target, load_repository, log_summary, retry_if_transient
-from tasks.progress import reported_progress
+from tasks.common import (
+    BACKUP_TASK_OPTIONS,
+    RESTORE_TASK_OPTIONS,
+    load_redis_target,
+    load_repository,
+    run_backup_into,
+)
 from vault.errors import ConfigError
 from vault.snapshot import BackupType
 
 
-@task(
-    name="backup-redis",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    task_run_name="backup redis {target}",
-)
+@task(name="backup-redis", task_run_name="backup redis {target}", **BACKUP_TASK_OPTIONS)
 def backup_redis_target(
     repository: str,
     target: str,
@@ -38,27 +35,25 @@ def backup_redis_target(
     group: str | None = None,
 ) -> dict[str, Any]:
     """Stream the server's RDB (every database) into the repository as one snapshot."""
-    logger = get_run_logger()
-    repo_block = load_repository(repository)
-    target_block = load_redis_target(target)
-    repo = repo_block.open(create=True)
-    conn = target_block.conninfo()
-    logger.info("%s backup of redis %s into %s", backup_type, conn.describe(), repo_block.location)
-    with reported_progress(
-        f"backup {target_block.target_name}",
-        f"{backup_type} backup of redis {target_block.target_name}",
+    block = load_redis_target(target)
+    conn = block.conninfo()
+    return run_backup_into(
+        repository,
+        block.target_name,
+        "redis",
+        backup_type,
+        conn.describe(),
         _used_memory(conn),
-    ) as progress:
-        snap = backup_redis(
+        lambda repo, progress: backup_redis(
             repo,
             conn,
-            target=target_block.target_name,
+            target=block.target_name,
             backup_type=backup_type,
             retention_days=retention_days,
             group=group,
             progress=progress,
-        )
-    return log_summary(snap)
+        ),
+    )
 
 
 def _used_memory(conn: Any) -> int:
@@ -73,13 +68,7 @@ def _used_memory(conn: Any) -> int:
         return 0  # the backup itself reports the connection problem
 
 
-@task(
-    name="restore-redis",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_condition_fn=retry_if_transient,
-    task_run_name="restore redis {snapshot}",
-)
+@task(name="restore-redis", task_run_name="restore redis {snapshot}", **RESTORE_TASK_OPTIONS)
 def restore_redis(
     repository: str,
     snapshot: str = "latest",
