@@ -130,6 +130,8 @@ _LAST = _split(
 )
 # about 45% short function words, the rest topic words
 _VOCABULARY = _GLUE * 2 + _WORDS
+#: Public names of the vocabulary (the Redis/Chroma/uploads sample uses it too).
+WORDS, GLUE = _WORDS, _GLUE
 _DOMAINS = ("example.org", "uni.example.edu", "lab.example.com", "mail.example.net")
 _SOURCES = ("arxiv", "acl", "neurips", "pubmed", "upload", "web")
 _TAGS = ("nlp", "ir", "rag", "llm", "vision", "theory", "systems", "bio", "survey", "eval")

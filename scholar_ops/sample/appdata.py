@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scholar_ops.sample import redisvalues
+from scholar_ops.sample.aischolar import GLUE, WORDS
 
 if TYPE_CHECKING:
     import redis
@@ -58,71 +59,9 @@ FIELDS = ("nlp", "information retrieval", "vision", "biology", "physics", "econo
 REDIS_DBS = (0, 1)
 CHROMA_COLLECTIONS = ("documents", "queries")
 
-_WORDS = [
-    "retrieval",
-    "augmented",
-    "generation",
-    "vector",
-    "embedding",
-    "transformer",
-    "attention",
-    "corpus",
-    "citation",
-    "scholar",
-    "paper",
-    "abstract",
-    "method",
-    "result",
-    "dataset",
-    "benchmark",
-    "evaluation",
-    "model",
-    "training",
-    "query",
-    "document",
-    "chunk",
-    "index",
-    "similarity",
-    "cosine",
-    "neighbour",
-    "semantic",
-    "hybrid",
-    "reranker",
-    "encoder",
-    "token",
-    "context",
-    "prompt",
-    "answer",
-    "evidence",
-    "passage",
-    "recall",
-    "precision",
-    "latency",
-    "baseline",
-    "ablation",
-]
-_GLUE = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "that",
-    "for",
-    "on",
-    "with",
-    "as",
-    "by",
-    "this",
-    "are",
-    "be",
-    "from",
-    "at",
-    "an",
-    "it",
-    "which",
-]
+# The AI Scholar vocabulary, shared with the PostgreSQL sample.
+_WORDS = WORDS
+_GLUE = GLUE
 
 
 def _n(base: int, scale: float, minimum: int = 3) -> int:
