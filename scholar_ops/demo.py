@@ -1,8 +1,9 @@
 """`make demo`: the main job end to end on embedded defaults, nothing to configure.
 
-1. starts a throwaway PostgreSQL cluster from the local binaries (demo-data/postgres),
-   a throwaway Redis server (demo-data/redis), an embedded Chroma store
-   (demo-data/chroma) and an uploads directory (demo-data/uploads)
+1. starts a throwaway Prometheus Pushgateway (demo-data/pushgateway), a throwaway
+   PostgreSQL cluster from the local binaries (demo-data/postgres), a throwaway Redis
+   server (demo-data/redis), an embedded Chroma store (demo-data/chroma) and an
+   uploads directory (demo-data/uploads)
 2. loads a realistic sample of the AI Scholar data: in PostgreSQL users, ~2 KB
    documents, text chunks, 384-dim embeddings as real[], a query log; in Redis
    sessions, caches, rate limits, job queues, an event stream; in Chroma document
@@ -11,10 +12,12 @@
    (see scholar_ops.sample.aischolar and scholar_ops.sample.appdata)
 3. creates the blocks: `scholar-ops setup` for a local repository in
    demo-data/repository, the master key in a Secret block (and demo-data/master.key)
-   and the PostgreSQL target; the Redis, Chroma and files targets in Python
+   and the PostgreSQL target; the Redis, Chroma and files targets and the monitoring
+   settings (the Pushgateway, the demo's repository and databases) in Python
 4. runs the full-backup flow over the four components (one snapshot group), applies
    a typical day of churn (1% new documents, 0.1% updated, a growing query log;
-   Redis keys, Chroma records and a new upload) and runs the incremental-backup flow
+   Redis keys, Chroma records and a new upload) and runs the incremental-backup flow;
+   each run pushes every target's status to the Pushgateway
 5. lists the snapshots, checks the repository reading every chunk back
 6. restores the latest snapshots through the restore flows: PostgreSQL into a new
    database, Redis into a second empty server and as an RDB for a new one, Chroma
@@ -22,9 +25,15 @@
    its source (PostgreSQL: schema dump, per-table checksums, sequences; Redis: every
    key, type, value and TTL; Chroma: collections, ids, documents, metadatas,
    embeddings, nearest neighbours; files: paths, contents, modes, mtimes, symlinks)
-7. prints a summary. Prefect's run history stays in demo-data/prefect.
+7. prints a summary
+8. runs the metrics-export flow (host, databases, repository), prints the scholar_ops_*
+   metrics the Pushgateway then holds, and writes demo-data/prometheus.yml (the
+   production configuration pointed at the demo's Pushgateway) with the commands to
+   look at them in Prometheus. Prefect's run history stays in demo-data/prefect.
 
-The Redis servers are stopped at the end, whatever happens.
+The servers (PostgreSQL, Redis, the Pushgateway) are stopped at the end, whatever
+happens; the Pushgateway writes its groups to demo-data/pushgateway/pushgateway.data
+as it stops, and serves them again when started on that file.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -46,6 +56,7 @@ DEMO_REDIS = "demo-redis"
 DEMO_REDIS_RESTORE = "demo-redis-restored"
 DEMO_CHROMA = "demo-chroma"
 DEMO_FILES = "demo-uploads"
+DEMO_MONITORING = "demo-monitoring"
 COMPONENTS = ("postgres", "redis", "chroma", "files")
 # The source streams its RDB without the default 5 s wait for more replicas.
 _FAST_SYNC = {"repl-diskless-sync-delay": 0}
@@ -84,14 +95,17 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
     from blocks.chroma import ChromaTarget
     from blocks.files import FilesTarget
+    from blocks.monitoring import MonitoringSettings
     from blocks.redis import RedisTarget
     from flows.backup.catalog import backup_catalog
     from flows.backup.full_backup import full_backup
     from flows.backup.incremental_backup import incremental_backup
     from flows.backup.restore import chroma_restore, files_restore, postgres_restore, redis_restore
     from flows.backup.verify import verify_repository
+    from flows.monitoring.export_metrics import metrics_export
     from scholar_ops.cli import main as cli
     from scholar_ops.pgcluster import throwaway_cluster
+    from scholar_ops.pushgateway import throwaway_pushgateway
     from scholar_ops.redisserver import throwaway_redis
     from scholar_ops.reports import human_bytes
     from scholar_ops.sample import aischolar, appdata
@@ -100,6 +114,10 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
     chroma_dir, uploads = data_dir / "chroma", data_dir / "uploads"
     with ExitStack() as stack:
+        gateway = stack.enter_context(
+            throwaway_pushgateway(data_dir / "pushgateway", keep_data=True)
+        )
+        print(f"Pushgateway {gateway.url} (persistence file {gateway.persistence_file})")
         pg = stack.enter_context(throwaway_cluster(data_dir / "postgres", keep_data=True))
         _step(f"PostgreSQL {pg.host}:{pg.port} (data in {pg.datadir})")
         source = pg.create_database("aischolar")
@@ -165,12 +183,21 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
             DEMO_CHROMA, overwrite=True
         )
         FilesTarget(path=str(uploads), label="uploads").save(DEMO_FILES, overwrite=True)
-        print(f"blocks {DEMO_REDIS}, {DEMO_CHROMA} and {DEMO_FILES} saved")
+        MonitoringSettings(
+            pushgateway_url=gateway.url,
+            repository=DEMO_REPOSITORY,
+            postgres_targets=[DEMO_TARGET],
+            redis_targets=[DEMO_REDIS],
+            chroma_targets=[DEMO_CHROMA],
+            backup_interval_seconds=3600,
+        ).save(DEMO_MONITORING, overwrite=True)
+        print(f"blocks {DEMO_REDIS}, {DEMO_CHROMA}, {DEMO_FILES} and {DEMO_MONITORING} saved")
         targets: dict[str, Any] = {
             "postgres_targets": [DEMO_TARGET],
             "redis_targets": [DEMO_REDIS],
             "chroma_targets": [DEMO_CHROMA],
             "file_targets": [DEMO_FILES],
+            "monitoring": DEMO_MONITORING,
         }
 
         _step("full-backup flow (every component, one snapshot group)")
@@ -320,7 +347,181 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         )
         print(f"postgres data  {pg.datadir} (stopped; start with pg_ctl -D {pg.datadir} start)")
         print(f"restored data  {chroma_out}, {uploads_out}, {rdb_dir / 'dump.rdb'}")
+
+        _step(
+            "metrics-export flow (host, databases, repository), then the scholar_ops_* "
+            f"metrics the Pushgateway at {gateway.url} holds"
+        )
+        t0 = time.perf_counter()
+        exported = metrics_export(monitoring=DEMO_MONITORING)
+        collectors = ", ".join(
+            f"{name} {'ok' if ok else 'FAILED'}" for name, ok in exported["collectors"].items()
+        )
+        print(
+            f"pushed {len(exported['groups'])} groups and the export's own status in "
+            f"{time.perf_counter() - t0:.1f} s; "
+            f"collectors: {collectors}"
+        )
+        for name, error in exported["errors"].items():
+            print(f"  collector {name}: {error}")
+        _print_metrics(gateway.metrics(), human_bytes)
+
+        _step("the metrics in Prometheus")
+        prometheus_yml = data_dir / "prometheus.yml"
+        prometheus_yml.write_text(_prometheus_config(gateway.address))
+        print(
+            f"wrote {_shown(prometheus_yml)}: docker/prometheus/prometheus.yml scraping only "
+            f"the Pushgateway ({gateway.address}) every 15 s, with the alert rules of "
+            "docker/prometheus/rules/ and no AlertManager (alerts show on /alerts)"
+        )
+        print(
+            "the Pushgateway stops with the demo, keeping its groups in "
+            f"{_shown(gateway.persistence_file)}: start it again on that file and port, "
+            "then Prometheus:"
+        )
+        pushgateway_cmd = gateway.command(_shown(gateway.persistence_file))
+        pushgateway_cmd[0] = _command_name(pushgateway_cmd[0])
+        print(f"  {shlex.join(pushgateway_cmd)} &")
+        print(
+            f"  prometheus --config.file={_shown(prometheus_yml)} "
+            f"--storage.tsdb.path={_shown(data_dir / 'prometheus-data')}"
+        )
+        print(
+            "and open http://localhost:9090/graph, e.g. the query scholar_ops_backup_last_status "
+            "(or scholar_ops_backup_dedup_ratio, scholar_ops_collector_up)\n"
+            "(the export ran once: ScholarOpsMetricsExportStale fires on /alerts after 5 minutes)"
+        )
     return everything
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (demo-data/...)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _command_name(exe: str) -> str:
+    """The executable's bare name when PATH finds that same file."""
+    name = Path(exe).name
+    return name if shutil.which(name) == exe else exe
+
+
+def _prometheus_config(pushgateway: str) -> str:
+    """docker/prometheus/prometheus.yml pointed at the demo's Pushgateway: no health
+    service, no self-scrape, no AlertManager (a scrape target nobody serves would be down
+    and fire ScholarOpsServiceDown), the production rules, 15 s intervals."""
+    import yaml
+
+    from monitoring.alerting_config import (
+        JOB_ALERTMANAGER,
+        default_rule_files,
+        render_prometheus_config,
+    )
+
+    rendered = render_prometheus_config(
+        pushgateway, "127.0.0.1:9093", None, "15s", "15s", default_rule_files()
+    )
+    config = yaml.safe_load(rendered)
+    config.pop("alerting", None)
+    config["scrape_configs"] = [
+        job for job in config["scrape_configs"] if job.get("job_name") != JOB_ALERTMANAGER
+    ]
+    text: str = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=1000)
+    return (
+        "# Written by `make demo`: docker/prometheus/prometheus.yml scraping the demo's\n"
+        "# Pushgateway, with the production alert rules (monitoring.alerting_config).\n" + text
+    )
+
+
+#: what the demo prints of each backup target, in this order, with a note on the value
+_BACKUP_METRICS = (
+    ("scholar_ops_backup_last_status", ""),
+    ("scholar_ops_backup_last_success_timestamp_seconds", "age"),
+    ("scholar_ops_backup_size_bytes", "bytes"),
+    ("scholar_ops_backup_stored_bytes", "bytes"),
+    ("scholar_ops_backup_dedup_ratio", ""),
+    ("scholar_ops_backup_snapshots", ""),
+)
+_SYSTEM_METRICS = (
+    ("scholar_ops_system_cpu_usage_ratio", "percent"),
+    ("scholar_ops_system_memory_used_bytes", "bytes"),
+    ("scholar_ops_system_memory_total_bytes", "bytes"),
+    ("scholar_ops_system_disk_used_bytes", "bytes"),
+    ("scholar_ops_system_disk_total_bytes", "bytes"),
+)
+_HIDDEN_LABELS = ("job", "instance")
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.0f}" if abs(value) >= 1e6 else f"{value:.4g}"
+
+
+def _order(labels: dict[str, str]) -> tuple[int, list[tuple[str, str]]]:
+    """Samples in the demo's component order, then by labels."""
+    component = labels.get("component") or labels.get("collector", "").split("/")[0]
+    rank = COMPONENTS.index(component) if component in COMPONENTS else -1
+    return rank, sorted(labels.items())
+
+
+def _print_metrics(text: str, human: Callable[[float], str]) -> None:
+    """A selection of the scholar_ops_* samples of the Pushgateway's /metrics text, one
+    per line as Prometheus shows them (without the job and instance labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("scholar_ops_"):
+                samples.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+    now = time.time()
+
+    def show(name: str, note: str, where: dict[str, str] | None = None) -> None:
+        for labels, value in sorted(samples.get(name, []), key=lambda x: _order(x[0])):
+            if where and any(labels.get(k) != v for k, v in where.items()):
+                continue
+            shown = ",".join(f'{k}="{v}"' for k, v in labels.items() if k not in _HIDDEN_LABELS)
+            line = f"  {name}{'{' + shown + '}' if shown else ''} {_number(value)}"
+            if note == "age":
+                line += f"  # {max(now - value, 0):.0f} s ago"
+            elif note == "bytes":
+                line += f"  # {human(value)}"
+            elif note == "percent":
+                line += f"  # {value:.0%}"
+            print(line)
+
+    targets = [
+        (labels.get("component", ""), labels.get("target", ""))
+        for labels, _ in sorted(
+            samples.get("scholar_ops_backup_last_status", []), key=lambda x: _order(x[0])
+        )
+    ]
+    print("backups (job scholar-ops-backup: each run's status, the export's snapshot counts)")
+    if not targets:
+        print("  none: the backup flows pushed no status (see their warnings above)")
+    for component, target in targets:
+        for name, note in _BACKUP_METRICS:
+            show(name, note, {"component": component, "target": target})
+    print("host (job scholar-ops-system)")
+    for name, note in _SYSTEM_METRICS:
+        show(name, note)
+    print("databases (job scholar-ops-databases) and the export's collectors")
+    show("scholar_ops_database_up", "")
+    show("scholar_ops_collector_up", "")
+    down = [
+        f"{labels.get('component')}/{labels.get('target')}"
+        for labels, value in samples.get("scholar_ops_backup_last_status", [])
+        if value != 1
+    ] + [
+        f"collector {labels.get('collector')}"
+        for labels, value in samples.get("scholar_ops_collector_up", [])
+        if value != 1
+    ]
+    if down:
+        print(f"NOT OK: {', '.join(down)}")
 
 
 def _by_component(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

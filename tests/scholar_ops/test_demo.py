@@ -1,4 +1,5 @@
-"""`make demo` end to end at a small scale (a subprocess, its own Prefect home), and
+"""`make demo` end to end at a small scale (a subprocess, its own Prefect home), its
+metrics in a throwaway Pushgateway and a Prometheus configuration promtool accepts, and
 its servers stopped when it fails."""
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from scholar_ops.pushgateway import PushgatewayServer
 from scholar_ops.redisserver import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
+PROMTOOL = "/usr/bin/promtool"
 
 
 @pytest.fixture
@@ -41,6 +46,13 @@ IDENTICAL = [
     "restored uploads equal the source (paths, contents, modes, mtimes, symlinks): yes",
     "every component restored identical to its source: True",
 ]
+#: component and target label of the demo's four backup targets
+TARGETS = (
+    ("postgres", "aischolar"),
+    ("redis", "aischolar-redis"),
+    ("chroma", "aischolar-chroma"),
+    ("files", "uploads"),
+)
 
 
 def test_demo_backs_up_and_restores_every_component(tmp_path: Path, demo_dir: Path) -> None:
@@ -71,12 +83,59 @@ def test_demo_backs_up_and_restores_every_component(tmp_path: Path, demo_dir: Pa
         # a full and an incremental snapshot each, in the flows' output and in the catalog
         assert out.count(f"{where} ") >= 4, out
     assert (tmp_path / "prefect").is_dir()  # the run history did not go to ~/.prefect
+    _check_metrics(out, demo_dir.resolve())
+
+
+def _check_metrics(out: str, demo_dir: Path) -> None:
+    """The metrics section: every target's last status 1 as pushed by the backup flows,
+    every collector of the export up, the databases up; a Prometheus configuration that
+    promtool accepts, and the commands to look at it."""
+    metrics = out[out.index("== metrics-export flow") :]
+    lines = [line.strip() for line in metrics.splitlines()]
+    for component, target in TARGETS:
+        labels = f'{{component="{component}",target="{target}"}}'
+        assert f"scholar_ops_backup_last_status{labels} 1" in lines, metrics
+        assert f"scholar_ops_backup_snapshots{labels} 2" in lines, metrics
+        assert any(line.startswith(f"scholar_ops_backup_dedup_ratio{labels} ") for line in lines)
+        if component != "files":
+            assert f"scholar_ops_database_up{labels} 1" in lines, metrics
+    for collector in ("system", "backups", "postgres/aischolar", "redis/aischolar-redis",
+                      "chroma/aischolar-chroma"):  # fmt: skip
+        assert f'scholar_ops_collector_up{{collector="{collector}"}} 1' in lines, metrics
+    assert any(line.startswith("scholar_ops_system_cpu_usage_ratio ") for line in lines)
+    assert any(line.startswith("scholar_ops_system_memory_used_bytes ") for line in lines)
+    assert "NOT OK" not in metrics and "FAILED" not in metrics, metrics
+
+    config = demo_dir / "prometheus.yml"
+    check = subprocess.run(
+        [PROMTOOL, "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    parsed = yaml.safe_load(config.read_text())
+    rules = parsed["rule_files"]
+    assert rules and all(Path(r).is_absolute() and Path(r).is_file() for r in rules), rules
+    assert [job["job_name"] for job in parsed["scrape_configs"]] == ["pushgateway"]
+    (address,) = parsed["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert parsed["global"]["scrape_interval"] == parsed["global"]["evaluation_interval"] == "15s"
+
+    persistence = demo_dir / "pushgateway" / "pushgateway.data"
+    assert persistence.is_file()  # written as the gateway stopped
+    assert (
+        f"prometheus-pushgateway --web.listen-address={address} "
+        f"--persistence.file={persistence} &" in metrics
+    ), metrics
+    assert (
+        f"prometheus --config.file={config} --storage.tsdb.path={demo_dir / 'prometheus-data'}"
+        in metrics
+    ), metrics
+    assert "http://localhost:9090/graph" in metrics
 
 
 def test_the_servers_stop_when_the_demo_fails(
     tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import scholar_ops.cli
+    import scholar_ops.pushgateway
     from scholar_ops import demo
     from scholar_ops.sample import appdata
 
@@ -90,6 +149,14 @@ def test_the_servers_stop_when_the_demo_fails(
         monkeypatch.setenv(name, value)  # run() only sets what is unset: restored after
     pids: list[int] = []
     load_redis = appdata.load_redis
+    gateways: list[PushgatewayServer] = []
+    throwaway_pushgateway = scholar_ops.pushgateway.throwaway_pushgateway
+
+    @contextmanager
+    def gateway_spy(root: Path, **kw: Any) -> Iterator[PushgatewayServer]:
+        with throwaway_pushgateway(root, **kw) as gateway:
+            gateways.append(gateway)
+            yield gateway
 
     def spy(server: RedisServer, **kw: Any) -> dict[str, int]:
         assert server.pid is not None
@@ -100,6 +167,7 @@ def test_the_servers_stop_when_the_demo_fails(
         raise RuntimeError("setup failed")
 
     monkeypatch.setattr(appdata, "load_redis", spy)
+    monkeypatch.setattr(scholar_ops.pushgateway, "throwaway_pushgateway", gateway_spy)
     monkeypatch.setattr(scholar_ops.cli, "main", failing_setup)
     with pytest.raises(RuntimeError, match="setup failed"):
         demo.run(demo_dir, documents=50, scale=0.02)
@@ -107,3 +175,6 @@ def test_the_servers_stop_when_the_demo_fails(
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
     assert not (demo_dir / "postgres/data/postmaster.pid").exists()
+    assert len(gateways) == 1 and gateways[0].pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(gateways[0].pid, 0)
