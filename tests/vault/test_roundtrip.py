@@ -133,7 +133,7 @@ def test_small_chunks_are_restored_with_few_ranged_reads(repo):
             gets.append(length or 0)
         return real_get(name, offset, length)
 
-    repo.storage.get = counting_get  # type: ignore[method-assign]
+    repo.storage.get = counting_get
     sink = CompareSink(GeneratedStream(size, seed=9))
     assert restore_stream(repo, snap, sink) == size and sink.identical
     # 1 MiB spans: a handful of reads (plus a 12-byte header read per pack), not one per chunk.
