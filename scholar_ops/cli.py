@@ -3,12 +3,13 @@
 It covers every component of the application: PostgreSQL databases, Redis
 servers, Chroma vector stores and directory trees (files). Each is a target
 block created by ``setup``; ``backup`` backs any set of them up as one snapshot
-group, ``restore`` restores one snapshot of any component.
+group, ``restore`` restores one snapshot of any component, ``drill`` restores the
+latest snapshots into scratch places and verifies them.
 
 Flows run against PREFECT_API_URL when it is set, otherwise in Prefect's
 ephemeral mode (a temporary local API on the SQLite database in PREFECT_HOME).
 
-Exit codes: 0 success; 1 the operation failed (a backup, restore or check);
+Exit codes: 0 success; 1 the operation failed (a backup, restore, drill or check);
 2 bad usage or configuration; 3 the repository is damaged (integrity);
 4 the repository is locked; 130 interrupted.
 """
@@ -254,6 +255,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--retention-days", type=float, default=None)
     b.set_defaults(func=cmd_backup)
+
+    dr = sub.add_parser(
+        "drill",
+        help="restore drills: restore the latest snapshot of targets into scratch places and verify",
+        description=(
+            "Restore the latest snapshot of each named target block into a scratch place (a new "
+            "database on its server, a throwaway redis-server, a new Chroma directory, a scratch "
+            "directory), verify it against the snapshot, remove it; all in parallel. One line per "
+            "target; exit 1 when any drill failed. Without any target option: the PostgreSQL "
+            f"target {DEFAULT_TARGET}."
+        ),
+    )
+    dr.add_argument(
+        "--postgres",
+        "--target",
+        dest="postgres",
+        action="append",
+        metavar="NAME",
+        help="PostgreSQL target block (repeatable; --target is the same)",
+    )
+    dr.add_argument(
+        "--redis", action="append", metavar="NAME", help="Redis target block (repeatable)"
+    )
+    dr.add_argument(
+        "--chroma", action="append", metavar="NAME", help="Chroma target block (repeatable)"
+    )
+    dr.add_argument(
+        "--files", action="append", metavar="NAME", help="files target block (repeatable)"
+    )
+    dr.add_argument(
+        "--scratch-dir",
+        metavar="DIR",
+        help="where scratch directories are made (default: the system's temporary directory)",
+    )
+    dr.add_argument(
+        "--monitoring",
+        default=DEFAULT_MONITORING,
+        metavar="NAME",
+        help="MonitoringSettings block: where the drill status is pushed (default "
+        "%(default)s; without it and SCHOLAR_OPS_PUSHGATEWAY_URL nothing is pushed)",
+    )
+    dr.set_defaults(func=cmd_drill)
 
     ls = sub.add_parser("snapshots", help="list snapshots")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -661,6 +704,38 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"{human_bytes(r['size_bytes'])} read, {human_bytes(r['new_bytes'])} new, "
             f"{human_bytes(r['stored_bytes'])} stored in {r['duration_s']} s ({r['throughput_mb_s']} MB/s)"
         )
+    return EXIT_OK
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from flows.backup.restore_drill import DrillFailed, restore_drill
+    from scholar_ops.reports import drill_line
+
+    postgres = args.postgres
+    if not (postgres or args.redis or args.chroma or args.files):
+        postgres = [DEFAULT_TARGET]
+    try:
+        outcomes = restore_drill(
+            postgres_targets=postgres or [],
+            redis_targets=args.redis or [],
+            chroma_targets=args.chroma or [],
+            file_targets=args.files or [],
+            repository=args.repository,
+            monitoring=args.monitoring,
+            scratch_dir=args.scratch_dir,
+        )
+    except DrillFailed as e:
+        for o in e.outcomes:
+            print(drill_line(o))
+        failed = [f"{o['component']}/{o['target']}" for o in e.outcomes if not o["ok"]]
+        print(
+            f"scholar-ops drill: {len(failed)} of {len(e.outcomes)} restore drills failed: "
+            + ", ".join(failed),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    for o in outcomes:
+        print(drill_line(o))
     return EXIT_OK
 
 

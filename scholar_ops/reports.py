@@ -171,3 +171,70 @@ def component_restore_markdown(result: Mapping[str, Any]) -> str:
     for w in result.get("warnings", []):
         lines.append(f"\n> warning: {w}")
     return "\n".join(lines)
+
+
+def human_duration(seconds: float) -> str:
+    """A short age or duration: "42 s", "7 min", "3.5 h", "2.0 d"."""
+    s = max(0.0, float(seconds))
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    if s < 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def drill_line(outcome: Mapping[str, Any]) -> str:
+    """One line about one drilled target (the command line prints these)."""
+    name = f"{outcome['component']}/{outcome['target']}"
+    if outcome.get("error") is not None:
+        error = str(outcome["error"]).strip().splitlines() or [""]
+        return f"{name}: FAILED ({outcome.get('reason', 'unexpected_error')}): {error[0]}"
+    snap = f"snapshot {outcome['short_id']} ({human_duration(outcome['snapshot_age_s'])} old)"
+    if outcome.get("ok"):
+        checked = outcome.get("checked") or []
+        return f"{name}: ok, {snap}: {checked[0] if checked else 'verified'} in {outcome['duration_s']} s"
+    mismatches = outcome.get("mismatches") or []
+    return (
+        f"{name}: FAILED (verification_failed), {snap}: {len(mismatches)} mismatch(es): "
+        + "; ".join(mismatches[:3])
+    )
+
+
+def drill_markdown(outcomes: Iterable[Mapping[str, Any]]) -> str:
+    """The restore drill report: one row per target, then what differed or failed."""
+    outcomes = list(outcomes)
+    lines = [
+        "# Restore drill report",
+        "",
+        "| target | result | snapshot | age | checked | duration |",
+        "| --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for o in outcomes:
+        name = f"{o['component']}/{o['target']}"
+        if o.get("error") is not None:
+            lines.append(f"| {name} | **FAILED** ({o.get('reason')}) | - | - | - | - |")
+            continue
+        result = "ok" if o.get("ok") else "**MISMATCH**"
+        checked = "; ".join(o.get("checked") or [])
+        lines.append(
+            f"| {name} | {result} | `{o['short_id']}` | {human_duration(o['snapshot_age_s'])} "
+            f"| {checked} | {o['duration_s']} s |"
+        )
+    failed = [o for o in outcomes if not o.get("ok")]
+    if failed:
+        lines += ["", "## Failed", ""]
+        for o in failed:
+            name = f"{o['component']}/{o['target']}"
+            block = f" (block {o['block']})" if o.get("block") and o["block"] != o["target"] else ""
+            if o.get("error") is not None:
+                lines.append(f"- **{name}**{block}: {o.get('reason')}: {o['error']}")
+            else:
+                lines.append(f"- **{name}**{block}: the restored data differs from the snapshot:")
+                lines += [f"  - {m}" for m in o.get("mismatches") or []]
+    warnings = [(o, w) for o in outcomes for w in o.get("warnings") or []]
+    for o, w in warnings:
+        lines.append(f"\n> warning ({o['component']}/{o['target']}): {w}")
+    lines += ["", f"{len(outcomes) - len(failed)} verified, {len(failed)} failed."]
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from scholar_ops.reports import backup_markdown, check_markdown, restore_markdown
+from scholar_ops.reports import backup_markdown, check_markdown, drill_markdown, restore_markdown
 
 
 @task(name="publish-backup-report")
@@ -38,4 +38,11 @@ def publish_restore_report(result: dict[str, Any]) -> None:
 def publish_check_report(report: dict[str, Any]) -> None:
     create_markdown_artifact(
         check_markdown(report), key="check-report", description="Last repository check"
+    )
+
+
+@task(name="publish-drill-report")
+def publish_drill_report(outcomes: list[dict[str, Any]]) -> None:
+    create_markdown_artifact(
+        drill_markdown(outcomes), key="restore-drill-report", description="Last restore drill"
     )

@@ -29,6 +29,7 @@ from monitoring.collectors.chroma import collect_chroma
 from monitoring.collectors.postgres import collect_postgres
 from monitoring.collectors.redis import collect_redis
 from monitoring.collectors.system import collect_system
+from monitoring.drill_status import drill_status_groups
 from monitoring.push import PushError, gateway_display, push_group
 from monitoring.samples import MetricGroup, Sample, gauge
 from tasks.common import (
@@ -187,13 +188,20 @@ def push_backup_status(
         expected_interval=settings.expected_interval,
         reasons=failures_by_target(reasons or {}),
     )
+    return _push_status(settings, groups, "backup status")
+
+
+def _push_status(settings: MonitoringSettings, groups: Sequence[MetricGroup], what: str) -> int:
+    """Push a run's status groups, trying again (``BACKUP_STATUS_RETRY_DELAYS``) while
+    the gateway is unreachable; a push that still fails is a warning, 0 groups pushed."""
+    logger = get_run_logger()
     delays = list(BACKUP_STATUS_RETRY_DELAYS)
     while True:
         try:
             return push_groups(settings, groups)
         except PushError as e:
             if not (e.transient and delays):
-                logger.warning("the backup status was not pushed: %s", e)
+                logger.warning("the %s was not pushed: %s", what, e)
                 return 0
             delay = delays.pop(0)
             logger.info("push failed (%s); trying again in %g s", e, delay)
@@ -212,6 +220,35 @@ def push_backup_status_safely(
         return push_backup_status(monitoring, results, failures, reasons)
     except Exception as e:
         get_run_logger().warning("the backup status was not pushed: %s", e)
+        return 0
+
+
+# -- restore drill status ---------------------------------------------------------------------
+
+
+@task(name="push-drill-status", timeout_seconds=120, cache_policy=NO_CACHE)
+def push_drill_status(monitoring: str | None, outcomes: list[dict[str, Any]]) -> int:
+    """Push each drilled target's status (job scholar-ops-drill; see
+    monitoring.drill_status); returns the number of groups pushed: 0 when monitoring is
+    not configured or the push failed (a warning: the drill's result never depends on
+    the Pushgateway)."""
+    settings = load_monitoring(monitoring)
+    if settings is None:
+        get_run_logger().info(
+            "drill status not pushed: no monitoring settings block %r and no %s",
+            monitoring,
+            PUSHGATEWAY_URL_ENV,
+        )
+        return 0
+    return _push_status(settings, drill_status_groups(outcomes), "drill status")
+
+
+def push_drill_status_safely(monitoring: str | None, outcomes: list[dict[str, Any]]) -> int:
+    """``push_drill_status``; anything else going wrong is logged as a warning too."""
+    try:
+        return push_drill_status(monitoring, outcomes)
+    except Exception as e:
+        get_run_logger().warning("the drill status was not pushed: %s", e)
         return 0
 
 
