@@ -80,3 +80,28 @@ def test_automations_verbs_are_mounted(capsys):
     assert main(["automations", "check", "--file", "/no/such/automations.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read the automations file" in err[0]
+
+
+def test_metrics_export_and_forget(prefect_harness, pushgateway, monkeypatch, capsys):
+    from monitoring import names
+    from monitoring.push import push_add
+    from monitoring.samples import gauge
+
+    monkeypatch.setenv("SCHOLAR_OPS_PUSHGATEWAY_URL", pushgateway.url)
+    target = f"retired-{uuid.uuid4().hex[:6]}"
+    labels = {"component": "redis", "target": target}
+    push_add(
+        pushgateway.url, names.JOB_BACKUP, labels, [gauge(names.BACKUP_LAST_STATUS, 1, labels)]
+    )
+    assert target in pushgateway.metrics()
+
+    assert main(["metrics", "export", "--monitoring", "no-such-block"]) == 0
+    out = capsys.readouterr().out
+    assert "collector system: ok" in out and "pushed   scholar-ops-system" in out
+    assert "scholar_ops_system_memory_total_bytes" in pushgateway.metrics()
+
+    assert main(["metrics", "forget", "--component", "redis", "--target", target]) == 0
+    assert target not in pushgateway.metrics()
+    monkeypatch.delenv("SCHOLAR_OPS_PUSHGATEWAY_URL")
+    assert main(["metrics", "forget", "--component", "redis", "--target", target]) == 2
+    assert "nothing to forget" in capsys.readouterr().err
