@@ -97,7 +97,8 @@ class ChunkReader:
         raise IntegrityError(str(first), name) from first
 
 
-#: The most bytes one ranged read fetches for a run of adjacent chunks.
+#: The most bytes (stored, and decompressed) one ranged read fetches for a run of
+#: adjacent chunks; a larger chunk is read alone.
 READ_SPAN = 1 << 20
 
 _Span = list[tuple[bytes, Location | None]]
@@ -116,7 +117,8 @@ class Restorer:
     def _spans(self, entry: Entry, prefer: frozenset[str]) -> Iterator[_Span]:
         """The entry's chunks in order, grouped into runs adjacent in one pack."""
         span: _Span = []
-        size = 0
+        size = 0  # stored bytes of the span, and below its decompressed bytes: both bounded,
+        raw = 0  # so a span of large chunks is one chunk (memory as per-chunk reads)
         for cid_hex in entry.chunks:
             cid = bytes.fromhex(cid_hex)
             locs = sorted(self.index.locations(cid), key=lambda loc: loc.pack_id not in prefer)
@@ -128,11 +130,13 @@ class Restorer:
                 or loc.pack_id != last.pack_id
                 or loc.offset != last.offset + last.length
                 or size + loc.length > READ_SPAN
+                or raw + loc.raw_length > READ_SPAN
             ):
                 yield span
-                span, size = [], 0
+                span, size, raw = [], 0, 0
             span.append((cid, loc))
             size += loc.length if loc is not None else 0
+            raw += loc.raw_length if loc is not None else 0
         if span:
             yield span
 

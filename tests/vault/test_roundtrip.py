@@ -138,3 +138,18 @@ def test_small_chunks_are_restored_with_few_ranged_reads(repo):
     assert restore_stream(repo, snap, sink) == size and sink.identical
     # 1 MiB spans: a handful of reads (plus a 12-byte header read per pack), not one per chunk.
     assert len(gets) < chunks / 10, (len(gets), chunks)
+
+
+def test_large_chunks_are_read_one_at_a_time(repo):
+    """A span is bounded by its decompressed size too: 1 MiB chunks are read alone, so a
+    restore holds no more than before (8 chunks ahead), not 8 spans of several chunks."""
+    from vault.restorer import READ_SPAN, Restorer
+
+    snap = backup_stream(repo, GeneratedStream(24 * MB, seed=11), component="pg", target="db")
+    entry = snap.entries[0]
+    restorer = Restorer(repo)
+    spans = list(restorer._spans(entry, frozenset(snap.packs)))
+    assert sum(len(s) for s in spans) == len(entry.chunks)
+    for span in spans:
+        raw = sum(loc.raw_length for _, loc in span if loc is not None)
+        assert len(span) == 1 or raw <= READ_SPAN
