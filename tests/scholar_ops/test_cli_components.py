@@ -7,12 +7,11 @@ collections are opened with ``embedding_function=None``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import redis
 
 from scholar_ops.cli import main
 from scholar_ops.redisserver import throwaway_redis
+from tests.helpers import fill_chroma, redis_state, tree_state
 
 DIM = 16
 TTL_S = 3600
@@ -42,31 +42,6 @@ def _fill_redis(client: redis.Redis) -> None:
     db1.close()
 
 
-def _value(c: redis.Redis, kind: bytes, key: bytes) -> Any:
-    if kind == b"string":
-        return c.get(key)
-    if kind == b"hash":
-        return c.hgetall(key)
-    if kind == b"list":
-        return c.lrange(key, 0, -1)
-    if kind == b"set":
-        return c.smembers(key)
-    assert kind == b"zset", kind
-    return c.zrange(key, 0, -1, withscores=True)
-
-
-def _redis_state(host: str, port: int) -> dict[tuple[int, bytes], tuple[bytes, Any, int]]:
-    """(db, key) -> (type, value, TTL in ms or -1)."""
-    state: dict[tuple[int, bytes], tuple[bytes, Any, int]] = {}
-    for db in (0, 1):
-        c = redis.Redis(host=host, port=port, db=db)
-        for key in c.scan_iter(count=500):
-            kind = cast(bytes, c.type(key))
-            state[(db, key)] = (kind, _value(c, kind, key), int(c.pttl(key)))
-        c.close()
-    return state
-
-
 def _same_ttls(a: dict[Any, tuple[Any, Any, int]], b: dict[Any, tuple[Any, Any, int]]) -> None:
     assert a.keys() == b.keys()
     for key in a:
@@ -83,19 +58,6 @@ def _chroma_client(path: Path) -> Any:
     from chromadb.config import Settings
 
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
-
-
-def _fill_chroma(path: Path) -> None:
-    client = _chroma_client(path)
-    rng = np.random.default_rng(7)
-    for name, n in (("chunks", 120), ("abstracts", 30)):
-        col = client.create_collection(name, embedding_function=None)
-        col.add(
-            ids=[f"{name}-{i}" for i in range(n)],
-            embeddings=rng.standard_normal((n, DIM)).astype(np.float32),
-            documents=[f"{name} {i} ✓" for i in range(n)],
-            metadatas=[{"year": 2000 + i % 20, "field": ["nlp", "cv"][i % 2]} for i in range(n)],
-        )
 
 
 def _chroma_records(path: Path, name: str) -> dict[str, Any]:
@@ -123,22 +85,6 @@ def _fill_files(root: Path) -> None:
     (root / "cache" / "x.tmp").write_text("skip me")
 
 
-def _tree(root: Path) -> dict[str, tuple[str, int, str]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            st = p.lstat()
-            if p.is_symlink():
-                out[rel] = ("link", 0, os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir", st.st_mode & 0o7777, "")
-            else:
-                out[rel] = ("file", st.st_mode & 0o7777, hashlib.sha256(p.read_bytes()).hexdigest())
-    return out
-
-
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -163,7 +109,7 @@ def cli_env(prefect_harness, redis_client, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kw = redis_client.connection_pool.connection_kwargs
     _fill_redis(redis_client)
-    _fill_chroma(tmp_path / "vectors")
+    fill_chroma(_chroma_client(tmp_path / "vectors"), {"chunks": 120, "abstracts": 30}, dim=DIM)
     _fill_files(tmp_path / "uploads")
     return {
         "suffix": suffix,
@@ -235,7 +181,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     assert "group" in capsys.readouterr().out.splitlines()[0]
 
     # Redis into another running server: the component comes from the snapshot id.
-    source = _redis_state(e["redis_host"], e["redis_port"])
+    source = redis_state(e["redis_host"], e["redis_port"])
     redis_id = snaps["redis"]["backup_id"][:10]
     with throwaway_redis(tmp_path / "r2") as other:
         RedisTarget(host=other.host, port=other.port, label="other").save(
@@ -244,7 +190,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
         assert main(["restore", redis_id, "--target", f"other-{e['suffix']}"]) == 0
         out = capsys.readouterr().out
         assert f"{len(source)} keys in 2 databases" in out and "verified" in out
-        _same_ttls(source, _redis_state(other.host, other.port))
+        _same_ttls(source, redis_state(other.host, other.port))
         # Into a non-empty server: refused, one line naming the option.
         assert main(["restore", redis_id, "--target", f"other-{e['suffix']}"]) == 2
         line = _one_error_line(capsys)
@@ -263,7 +209,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     assert "--overwrite" in _one_error_line(capsys)
     # A server started there loads it (the directory is removed afterwards).
     with throwaway_redis(rdb_dir) as loaded:
-        _same_ttls(source, _redis_state(loaded.host, loaded.port))
+        _same_ttls(source, redis_state(loaded.host, loaded.port))
 
     # Chroma into a new embedded directory: ids, embeddings, documents, metadatas equal.
     chroma_id = snaps["chroma"]["backup_id"][:10]
@@ -286,9 +232,9 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     files_id = snaps["files"]["backup_id"][:10]
     assert main(["restore", files_id, "--to", "uploads2"]) == 0
     assert "4 files, 2 dirs, 1 symlinks" in capsys.readouterr().out
-    expected = _tree(tmp_path / "uploads")
+    expected = tree_state(tmp_path / "uploads")
     del expected["cache/x.tmp"]
-    restored = _tree(tmp_path / "uploads2")
+    restored = tree_state(tmp_path / "uploads2")
     assert restored == expected
     assert restored["config.yaml"][1] == 0o640 and restored["latest.pdf"][0] == "link"
     assert main(["restore", files_id, "--to", "uploads2"]) == 2
@@ -298,7 +244,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     assert main(["restore", "latest", "--component", "files", "--from-target", e["files"],
                  "--before", "2999-01-01T00:00", "--to", "uploads3", "--path", "papers"]) == 0  # fmt: skip
     assert f"restored snapshot {files_id[:8]}" in capsys.readouterr().out
-    assert sorted(_tree(tmp_path / "uploads3")) == ["papers", "papers/empty.txt",
+    assert sorted(tree_state(tmp_path / "uploads3")) == ["papers", "papers/empty.txt",
                                                     "papers/résumé ✓.pdf"]  # fmt: skip
     # The component comes from the snapshot: another one is refused.
     assert main(["restore", files_id, "--component", "chroma", "--to", "x"]) == 2

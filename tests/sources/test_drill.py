@@ -9,7 +9,6 @@ import os
 import uuid
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -31,13 +30,12 @@ from sources.postgres.conninfo import PgConnInfo
 from sources.postgres.dump import backup_database
 from sources.redis.conninfo import RedisConnInfo
 from sources.redis.dump import backup_redis
+from tests.helpers import fill_chroma
 from vault.crypto.keys import MasterKey
 from vault.errors import ConfigError, IntegrityError, SnapshotNotFound
 from vault.pack import pack_name
 from vault.repository import Repository
 from vault.storage import LocalStorage
-
-DIM = 384
 
 
 @pytest.fixture
@@ -119,24 +117,11 @@ def test_redis_drill_starts_a_throwaway_server_and_removes_it(repo, tmp_path, sc
     assert list(scratch.iterdir()) == []
 
 
-def _fill_chroma(path: Path) -> None:
-    client = ChromaSource.embedded(path).client()
-    col = client.create_collection(
-        "chunks", embedding_function=None, metadata={"hnsw:space": "cosine"}
-    )
-    rng = np.random.default_rng(7)
-    n = 60
-    col.add(
-        ids=[f"c{i}" for i in range(n)],
-        embeddings=rng.standard_normal((n, DIM)).astype(np.float32),
-        documents=[f"chunk {i}" for i in range(n)],
-        metadatas=[{"year": 2000 + i % 20} for i in range(n)],
-    )
-
-
 def test_chroma_drills_logical_and_physical(repo, tmp_path, scratch):
     store = tmp_path / "chroma"
-    _fill_chroma(store)
+    fill_chroma(
+        ChromaSource.embedded(store).client(), {"chunks": 60}, metadata={"hnsw:space": "cosine"}
+    )
     source = ChromaSource.embedded(store)
     backup_chroma(repo, source, target="vectors")
     backup_chroma(repo, source, target="vectors-physical", physical=True)

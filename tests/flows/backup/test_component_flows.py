@@ -3,7 +3,6 @@ restore flows, under the Prefect test harness with real services."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -29,9 +28,8 @@ from flows.backup.run import BackupFailed
 from flows.backup.verify import verify_repository
 from scholar_ops.redisserver import throwaway_redis
 from sources.chroma.conninfo import ChromaSource
+from tests.helpers import DIM, fill_chroma, redis_state, tree_state
 from vault.errors import TargetNotEmpty
-
-DIM = 384
 
 
 def _fill_redis(client: redis.Redis) -> None:
@@ -54,22 +52,6 @@ def _fill_redis(client: redis.Redis) -> None:
     db1.close()
 
 
-def _fill_chroma(path: Path) -> Any:
-    client = ChromaSource.embedded(path).client()
-    col = client.create_collection(
-        "chunks", embedding_function=None, metadata={"hnsw:space": "cosine"}
-    )
-    rng = np.random.default_rng(5)
-    n = 400
-    col.add(
-        ids=[f"c{i}" for i in range(n)],
-        embeddings=rng.standard_normal((n, DIM)).astype(np.float32),
-        documents=[f"chunk {i} ✓" for i in range(n)],
-        metadatas=[{"year": 2000 + i % 20, "field": ["nlp", "cv"][i % 2]} for i in range(n)],
-    )
-    return col
-
-
 def _fill_files(root: Path) -> None:
     (root / "papers").mkdir(parents=True)
     (root / "papers" / "résumé ✓.pdf").write_bytes(os.urandom(300_000))
@@ -80,47 +62,9 @@ def _fill_files(root: Path) -> None:
     (root / "cache" / "x.tmp").write_text("skip me")
 
 
-def _tree(root: Path) -> dict[str, tuple[str, int, str]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            st = p.lstat()
-            if p.is_symlink():
-                out[rel] = ("link", 0, os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir", st.st_mode & 0o7777, "")
-            else:
-                out[rel] = ("file", st.st_mode & 0o7777, hashlib.sha256(p.read_bytes()).hexdigest())
-    return out
-
-
-def _value(c: redis.Redis, key: bytes) -> Any:
-    kind = c.type(key)
-    if kind == b"string":
-        return c.get(key)
-    if kind == b"hash":
-        return c.hgetall(key)
-    if kind == b"list":
-        return c.lrange(key, 0, -1)
-    if kind == b"set":
-        return c.smembers(key)
-    if kind == b"zset":
-        return c.zrange(key, 0, -1, withscores=True)
-    return c.xrange(key)
-
-
-def _redis_state(client: redis.Redis, dbs: list[int]) -> dict[tuple[int, bytes], Any]:
-    kw = client.connection_pool.connection_kwargs
-    state = {}
-    for db in dbs:
-        c = redis.Redis(host=kw["host"], port=kw["port"], db=db)
-        for key in c.scan_iter(count=500):
-            ttl = c.pttl(key)
-            state[(db, key)] = (c.type(key), _value(c, key), ttl > 0)
-        c.close()
-    return state
+def _ttl_flags(state: dict[Any, tuple[Any, Any, int]]) -> dict[Any, tuple[Any, Any, bool]]:
+    """TTLs as "has one": the remaining milliseconds move on between the two reads."""
+    return {k: (kind, value, ttl > 0) for k, (kind, value, ttl) in state.items()}
 
 
 @pytest.fixture
@@ -147,7 +91,12 @@ def app(prefect_harness, pg_server, redis_server, tmp_path):
     )
 
     chroma_path = tmp_path / "chroma"
-    _fill_chroma(chroma_path)
+    fill_chroma(
+        ChromaSource.embedded(chroma_path).client(),
+        {"chunks": 400},
+        seed=5,
+        metadata={"hnsw:space": "cosine"},
+    )
     ChromaTarget(path=str(chroma_path), label="vectors").save(f"chroma-{suffix}")
 
     uploads = tmp_path / "uploads"
@@ -171,7 +120,7 @@ def app(prefect_harness, pg_server, redis_server, tmp_path):
     pg_server.drop_database(db)
 
 
-def test_every_component_in_one_group_then_incremental_then_restores(app, tmp_path):
+def test_every_component_in_one_group_then_incremental_then_restores(app, redis_server, tmp_path):
     full = full_backup(**app["targets"], repository=app["repo"])
     by_component = {r["component"]: r for r in full}
     assert sorted(by_component) == ["chroma", "files", "postgres", "redis"]
@@ -185,7 +134,7 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, tmp_pa
     app["redis"].set("cache:new", b"fresh")
     col = ChromaSource.embedded(app["chroma_path"]).client().get_collection("chunks")
     col.upsert(
-        ids=["c1"],
+        ids=["chunks-1"],
         embeddings=np.ones((1, DIM), dtype=np.float32),
         documents=["changed"],
         metadatas=[{"year": 1999, "field": "nlp"}],
@@ -203,13 +152,13 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, tmp_pa
     assert "3 unchanged" in inc_by["files"]["items"]
 
     # Redis into a fresh server, keys and TTLs equal to the source.
-    source_state = _redis_state(app["redis"], [0, 1])
+    source_state = _ttl_flags(redis_state(redis_server.host, redis_server.port))
     with throwaway_redis(tmp_path / "redis2") as other:
         name = f"redis-restore-{app['suffix']}"
         RedisTarget(host=other.host, port=other.port).save(name)
         result = redis_restore(target=name, repository=app["repo"], source_target="cache")
         assert result["mismatches"] == [] and result["restored"] == len(source_state)
-        assert _redis_state(other.client(), [0, 1]) == source_state
+        assert _ttl_flags(redis_state(other.host, other.port)) == source_state
         # A second restore into the now non-empty server is refused.
         with pytest.raises(TargetNotEmpty):
             redis_restore(target=name, repository=app["repo"], source_target="cache")
@@ -229,9 +178,9 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, tmp_pa
     # Files: the tree as it was at the incremental backup, *.tmp excluded.
     dest = tmp_path / "uploads-restored"
     result = files_restore(destination=str(dest), repository=app["repo"], source_target="uploads")
-    expected = _tree(app["uploads"])
+    expected = tree_state(app["uploads"])
     del expected["cache/x.tmp"]
-    assert _tree(dest) == expected
+    assert tree_state(dest) == expected
     with pytest.raises(TargetNotEmpty):
         files_restore(destination=str(dest), repository=app["repo"], source_target="uploads")
 
