@@ -236,23 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--full", action="store_true", help="a full backup (independent of earlier ones)"
     )
-    b.add_argument(
-        "--postgres",
-        "--target",
-        dest="postgres",
-        action="append",
-        metavar="NAME",
-        help="PostgreSQL target block (repeatable; --target is the same)",
-    )
-    b.add_argument(
-        "--redis", action="append", metavar="NAME", help="Redis target block (repeatable)"
-    )
-    b.add_argument(
-        "--chroma", action="append", metavar="NAME", help="Chroma target block (repeatable)"
-    )
-    b.add_argument(
-        "--files", action="append", metavar="NAME", help="files target block (repeatable)"
-    )
+    _target_options(b)
     b.add_argument("--retention-days", type=float, default=None)
     b.set_defaults(func=cmd_backup)
 
@@ -267,23 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"target {DEFAULT_TARGET}."
         ),
     )
-    dr.add_argument(
-        "--postgres",
-        "--target",
-        dest="postgres",
-        action="append",
-        metavar="NAME",
-        help="PostgreSQL target block (repeatable; --target is the same)",
-    )
-    dr.add_argument(
-        "--redis", action="append", metavar="NAME", help="Redis target block (repeatable)"
-    )
-    dr.add_argument(
-        "--chroma", action="append", metavar="NAME", help="Chroma target block (repeatable)"
-    )
-    dr.add_argument(
-        "--files", action="append", metavar="NAME", help="files target block (repeatable)"
-    )
+    _target_options(dr)
     dr.add_argument(
         "--scratch-dir",
         metavar="DIR",
@@ -442,6 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_subcommands(asub)
     return p
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    """--postgres/--redis/--chroma/--files NAME (repeatable): target blocks of each component."""
+    p.add_argument(
+        "--postgres",
+        "--target",
+        dest="postgres",
+        action="append",
+        metavar="NAME",
+        help="PostgreSQL target block (repeatable; --target is the same)",
+    )
+    for component in ("redis", "chroma", "files"):
+        what = {"redis": "Redis", "chroma": "Chroma", "files": "files"}[component]
+        p.add_argument(
+            f"--{component}",
+            action="append",
+            metavar="NAME",
+            help=f"{what} target block (repeatable)",
+        )
 
 
 # -- verbs ------------------------------------------------------------------------
