@@ -15,6 +15,7 @@ from blocks.files import FilesTarget
 from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
+from monitoring.push import PushError
 from scholar_ops.reports import human_bytes, snapshot_summary
 from tasks.progress import reported_progress
 from vault.archiver import Progress
@@ -29,6 +30,8 @@ def is_transient(exc: BaseException | None) -> bool:
     """Connection-type failures: the server or the storage may be back on the next try."""
     if exc is None:
         return False
+    if isinstance(exc, PushError):  # unreachable or 5xx, not a rejected push
+        return exc.transient
     if isinstance(exc, TransientStorageError | psycopg.OperationalError):
         return True
     return isinstance(exc, SourceError) and exc.transient

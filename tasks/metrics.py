@@ -33,38 +33,20 @@ from monitoring.drill_status import drill_status_groups
 from monitoring.push import PushError, gateway_display, push_group
 from monitoring.samples import MetricGroup, Sample, gauge
 from tasks.common import (
-    is_transient,
     load_chroma_target,
     load_files_target,
     load_postgres_target,
     load_redis_target,
     load_repository,
+    retry_if_transient,
 )
 from vault.errors import ConfigError
-
-
-def is_push_transient(exc: BaseException | None) -> bool:
-    if isinstance(exc, PushError):
-        return exc.transient
-    return is_transient(exc)
-
-
-def retry_if_push_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """retry_condition_fn: retry an unreachable Pushgateway (or a database), never a rejected push."""
-    exc = state.data if isinstance(state.data, BaseException) else None
-    if exc is None:
-        try:
-            state.result()
-        except BaseException as e:
-            exc = e
-    return is_push_transient(exc)
-
 
 _PUSH_RETRY: dict[str, Any] = {
     "retries": 2,
     "retry_delay_seconds": [2, 10],
     "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_if_push_transient,
+    "retry_condition_fn": retry_if_transient,  # an unreachable gateway, never a rejected push
     "cache_policy": NO_CACHE,
 }
 
