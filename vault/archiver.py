@@ -29,7 +29,7 @@ from vault.crypto import aead
 from vault.errors import VaultError
 from vault.index import Index
 from vault.lock import Lock
-from vault.pack import BlobEntry, PackBuilder, new_pack_id, pack_name
+from vault.pack import BlobEntry, PackBuilder, pack_name
 from vault.repository import Repository
 from vault.snapshot import (
     BackupStats,
@@ -228,7 +228,7 @@ class BackupWriter:
             return
         self._raise_upload_errors()
         data = pack.finish(self.repo.key.enc_key)
-        pack_id = new_pack_id()
+        pack_id = pack.pack_id
         self._upload_sem.acquire()  # bounds packs held in memory for upload
         fut = self._uploads.submit(self._upload, pack_id, data, pack.entries)
         self._pending_uploads.append(fut)

@@ -1,10 +1,16 @@
 """Verifying a repository.
 
-Structure: every key, index and snapshot object opens, and every chunk each
-snapshot needs is indexed in a pack that exists and is long enough.
+Structure: every key, index, tombstone and snapshot object opens under its own
+name, and every chunk each snapshot needs is indexed in a pack that exists and
+is long enough; snapshots forgotten by a prune but present again, and (with a
+known-state file) snapshots seen before that vanished, are reported.
 Read data (all packs or a random fraction): download each pack, authenticate
-its header and every blob, decompress, re-hash, and compare with the index.
-Every problem names the damaged object and the snapshots it affects.
+its header (bound to the pack's name) and every blob, decompress, re-hash, and
+compare with the index.
+Every problem names the damaged object and the snapshots it affects. Stale or
+unreadable locks and the temporary files of interrupted uploads are notices:
+they do not make the repository damaged (``scholar-ops unlock`` and prune
+remove them).
 """
 
 from __future__ import annotations
@@ -14,14 +20,18 @@ import struct
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vault.crypto.keys import KeySet
-from vault.errors import IntegrityError, ObjectNotFound, VaultError, WrongKey
+from vault.errors import IntegrityError, MisplacedObject, ObjectNotFound, VaultError, WrongKey
 from vault.index import INDEX_PREFIX, Index, Location
+from vault.known import KnownSnapshots
+from vault.lock import STALE_AFTER
 from vault.pack import pack_key_id, pack_name, parse_header
 from vault.repository import KEYS_PREFIX, Repository
 from vault.restorer import ChunkReader
-from vault.snapshot import Snapshot
+from vault.snapshot import SNAPSHOT_PREFIX, Snapshot
+from vault.storage.base import partial_uploads
 
 
 @dataclass
@@ -47,6 +57,7 @@ class CheckReport:
     chunks_read: int = 0
     bytes_read: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -59,11 +70,18 @@ def check(
     read_data: float = 0.0,
     seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    known_state: Path | None = None,
+    accept_missing: bool = False,
 ) -> CheckReport:
-    """Check structure, and read ``read_data`` (0..1) of the packs back."""
+    """Check structure, and read ``read_data`` (0..1) of the packs back.
+
+    With ``known_state`` (a directory), snapshots this host saw before that are
+    gone without a tombstone are problems; ``accept_missing`` stops reporting them.
+    """
     if not 0.0 <= read_data <= 1.0:
         raise VaultError(f"read-data fraction must be between 0 and 1, not {read_data}")
     report = CheckReport()
+    _check_locks(repo, report)
     with repo.lock("check"):
         _check_keys(repo, report)
         index = _load_index(repo, report)
@@ -71,6 +89,8 @@ def check(
         report.packs = len(sizes)
         snaps = _load_snapshots(repo, report)
         report.snapshots = len(snaps)
+        if known_state is not None:
+            _check_known(repo, report, known_state, accept_missing)
         users = _check_structure(index, sizes, snaps, report)
         if read_data > 0:
             packs = sorted(p for p in index.packs if p in sizes)
@@ -83,6 +103,50 @@ def check(
                 if progress is not None:
                     progress(i + 1, len(packs))
     return report
+
+
+def _check_locks(repo: Repository, report: CheckReport) -> None:
+    listing = repo.locks()
+    for lock in listing.locks:
+        reason = lock.stale_reason(STALE_AFTER)
+        if reason is not None:
+            report.notices.append(
+                f"stale {lock.describe()}: {reason}; remove it with `scholar-ops unlock`"
+            )
+    for name, why in listing.unreadable:
+        report.notices.append(
+            f"unreadable lock object {name} ({why}); if no scholar-ops process is running, "
+            "remove it with `scholar-ops unlock --force`"
+        )
+    for p in partial_uploads(repo.storage):
+        report.notices.append(
+            f"temporary file {p.name} ({p.size} bytes, {int(p.age_s // 60)} min old) of an "
+            "interrupted upload; the next prune removes it"
+        )
+
+
+def _check_known(
+    repo: Repository, report: CheckReport, state_dir: Path, accept_missing: bool
+) -> None:
+    known = KnownSnapshots.load(state_dir, repo.config.repo_id)
+    present = set(repo.snapshot_ids())
+    forgotten = set(repo.forgotten())
+    if not accept_missing:
+        for v in known.compare(present, forgotten):
+            report.problems.append(
+                Problem(
+                    SNAPSHOT_PREFIX + v.backup_id,
+                    f"snapshot seen here since {v.first_seen} is gone and no prune recorded "
+                    "forgetting it (deleted outside scholar-ops, or the repository was rolled "
+                    "back to an older copy); after investigating, `scholar-ops check "
+                    "--accept-missing` stops reporting it",
+                    [v.backup_id],
+                )
+            )
+    try:
+        known.update(present, forgotten, accept_missing=accept_missing)
+    except OSError as e:
+        report.notices.append(f"could not record the snapshots seen in {known.path}: {e}")
 
 
 def _check_keys(repo: Repository, report: CheckReport) -> None:
@@ -105,13 +169,10 @@ def _load_index(repo: Repository, report: CheckReport) -> Index:
 
 
 def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
-    snaps = []
-    for backup_id in repo.snapshot_ids():
-        try:
-            snaps.append(repo.load_snapshot(backup_id))
-        except (IntegrityError, ObjectNotFound) as e:
-            name = f"snapshots/{backup_id}"
-            report.problems.append(Problem(name, _msg(e, name), [backup_id]))
+    snaps, errors = repo.scan_snapshots()
+    for e in errors:
+        ids = [e.snapshot_id] if e.snapshot_id else []
+        report.problems.append(Problem(e.object_name, _msg(e, e.object_name), ids))
     return snaps
 
 
@@ -181,6 +242,10 @@ def _read_pack(
         if hlen + 4 > len(data):
             raise IntegrityError(f"{name}: pack header length is corrupt", name)
         header = parse_header(data[-4 - hlen : -4], repo.keys[kid].enc_key, name, len(data))
+    except MisplacedObject as e:
+        # Every blob would fail too: one problem that names both packs says it all.
+        report.problems.append(Problem(name, _msg(e, name), affected))
+        return
     except IntegrityError as e:
         report.problems.append(Problem(name, _msg(e, name), affected))
         header = None

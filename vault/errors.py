@@ -8,12 +8,15 @@ VaultError                      base; str() says what went wrong and what to do
 ├── RepositoryExists            init on a location that already holds one
 ├── WrongKey                    the master key does not open this repository
 ├── IntegrityError              an object failed authentication or a hash check;
-│                               carries .object_name (and .snapshot_id when known)
+│   │                           carries .object_name (and .snapshot_id when known)
+│   └── MisplacedObject         an authentic object under another object's name
+│                               (copied or renamed over it); names both
 ├── RepositoryLocked            another process holds a conflicting lock
 ├── SnapshotNotFound            no snapshot matches the given id / selector
 ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
 ├── TargetNotEmpty              a restore would overwrite data without being told to
 └── ConfigError                 bad configuration given by the operator
+    └── FormatTooOld            a repository of an older format: run the migration
 """
 
 from __future__ import annotations
@@ -57,6 +60,19 @@ class IntegrityError(VaultError):
         self.snapshot_id = snapshot_id
 
 
+class MisplacedObject(IntegrityError):
+    """An object that authenticates, but was written under another name."""
+
+    def __init__(self, object_name: str, declared_name: str, kind: str = "") -> None:
+        what = f"the {kind} written as" if kind else "the object written as"
+        super().__init__(
+            f"{object_name}: holds {what} {declared_name} (an object was copied or renamed "
+            "over this one): refusing it",
+            object_name,
+        )
+        self.declared_name = declared_name
+
+
 class RepositoryLocked(VaultError):
     pass
 
@@ -79,3 +95,7 @@ class TargetNotEmpty(VaultError):
 
 class ConfigError(VaultError):
     pass
+
+
+class FormatTooOld(ConfigError):
+    """The repository was written in an older format that this version only migrates."""

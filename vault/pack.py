@@ -2,7 +2,9 @@
 
 Layout: ``magic "SOP1" | key-id (8) | blob ... | sealed header | header length (4, BE)``.
 The header is a sealed JSON list of ``[chunk-id hex, offset, length, raw length]``,
-so a pack describes itself and the index can be rebuilt from packs alone.
+so a pack describes itself and the index can be rebuilt from packs alone. The
+header is sealed under the pack's own object name: a pack copied over another
+pack's name is recognised as such.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from vault.crypto import aead
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, MisplacedObject
 from vault.storage.base import Storage
 
 PACK_MAGIC = b"SOP1"
@@ -45,7 +47,8 @@ def new_pack_id() -> str:
 class PackBuilder:
     """Accumulates encrypted blobs in memory until the pack is large enough."""
 
-    def __init__(self, key_id: bytes) -> None:
+    def __init__(self, key_id: bytes, pack_id: str | None = None) -> None:
+        self.pack_id = pack_id or new_pack_id()
         self.key_id = key_id
         self.parts: list[bytes] = [PACK_MAGIC + key_id]
         self.size = len(self.parts[0])
@@ -62,7 +65,7 @@ class PackBuilder:
             [[e.chunk_id.hex(), e.offset, e.length, e.raw_length] for e in self.entries],
             separators=(",", ":"),
         ).encode()
-        sealed = aead.seal(enc_key, self.key_id, HEADER_KIND, header)
+        sealed = aead.seal(enc_key, self.key_id, pack_name(self.pack_id), header)
         data = b"".join([*self.parts, sealed, struct.pack(">I", len(sealed))])
         self.parts = []
         return data
@@ -74,8 +77,18 @@ def pack_key_id(data: bytes, name: str) -> bytes:
     return data[4 : 4 + aead.KEY_ID_LEN]
 
 
-def parse_header(sealed: bytes, enc_key: bytes, name: str, pack_size: int) -> list[BlobEntry]:
-    payload = aead.unseal(enc_key, HEADER_KIND, sealed, name)
+def parse_header(
+    sealed: bytes, enc_key: bytes, name: str, pack_size: int, *, legacy: bool = False
+) -> list[BlobEntry]:
+    """The header's entries. ``legacy`` also accepts a format-1 header (the migration)."""
+    if legacy and aead.sealed_version(sealed, name) == 1:
+        payload = aead.unseal_v1(enc_key, HEADER_KIND, sealed, name)
+    else:
+        try:
+            payload = aead.unseal(enc_key, sealed, name, HEADER_KIND)
+        except MisplacedObject as e:
+            # The header is named after its pack: say "pack", not "pack header".
+            raise MisplacedObject(name, e.declared_name, "pack") from None
     try:
         rows = json.loads(payload)
         entries = [BlobEntry(bytes.fromhex(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
@@ -88,13 +101,13 @@ def parse_header(sealed: bytes, enc_key: bytes, name: str, pack_size: int) -> li
 
 
 def read_header(
-    storage: Storage, name: str, size: int, keys: dict[bytes, bytes]
+    storage: Storage, name: str, size: int, keys: dict[bytes, bytes], *, legacy: bool = False
 ) -> tuple[bytes, list[BlobEntry]]:
     """Read a pack's header with ranged gets of its tail. Returns (key id, entries).
 
     ``keys`` maps key ids to AES keys.
     """
-    if size < 4 + aead.KEY_ID_LEN + aead.SEALED_OVERHEAD + 4:
+    if size < 4 + aead.KEY_ID_LEN + aead.SEALED_OVERHEAD_V1 + 4:
         raise IntegrityError(f"{name}: pack too short ({size} bytes)", name)
     start = max(0, size - _TAIL_GUESS)
     tail = storage.get(name, start)
@@ -108,4 +121,4 @@ def read_header(
     enc_key = keys.get(key_id)
     if enc_key is None:
         raise IntegrityError(f"{name}: written with unknown key {key_id.hex()}", name)
-    return key_id, parse_header(sealed, enc_key, name, size)
+    return key_id, parse_header(sealed, enc_key, name, size, legacy=legacy)

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from vault.errors import ObjectNotFound, VaultError
 from vault.index import INDEX_PREFIX
 from vault.pack import pack_name
-from vault.repository import Repository
+from vault.repository import FORGOTTEN_PREFIX, Repository
 from vault.snapshot import SNAPSHOT_PREFIX, Snapshot
+from vault.storage.base import partial_uploads, remove_partial
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,12 @@ class PruneReport:
     packs_kept: int = 0
     bytes_kept: int = 0
     index_objects_replaced: int = 0
+    partial_uploads_removed: int = 0
     dry_run: bool = False
+
+
+#: Temporary files of interrupted uploads older than this are removed by prune.
+PARTIAL_MAX_AGE_S = 15 * 60.0
 
 
 def forget_and_prune(
@@ -110,19 +116,37 @@ def forget_and_prune(
     dry_run: bool = False,
     wait: float = 0.0,
 ) -> PruneReport:
-    """Delete the given snapshots, then every pack no remaining snapshot needs."""
+    """Delete the given snapshots, then every pack no remaining snapshot needs.
+
+    The forgotten ids are recorded (``forgotten/``) before their snapshots are
+    deleted, so a snapshot put back later from an older copy is recognised;
+    snapshots that were forgotten before and are present again are deleted too.
+    """
     report = PruneReport(dry_run=dry_run)
     with repo.lock("prune", exclusive=True, wait=wait):
         ids = set(repo.snapshot_ids())
+        forget_ids = list(forget_ids)
         for sid in forget_ids:
             if sid not in ids:
                 raise VaultError(f"cannot forget snapshot {sid}: no such snapshot")
-        forget_set = set(forget_ids)
+        tombstone_names = [o.name for o in repo.storage.list(FORGOTTEN_PREFIX)]
+        forgotten, unreadable = repo.read_forgotten()
+        replayed = ids & forgotten.keys()
+        forget_set = set(forget_ids) | replayed
         report.snapshots_forgotten = sorted(forget_set)
-        if not dry_run:
+        if not dry_run and forget_set:
+            when = datetime.now(UTC).isoformat()
+            forgotten.update({sid: when for sid in forget_ids})
+            written = repo.write_forgotten(forgotten)
             for sid in sorted(forget_set):
-                repo.storage.delete(SNAPSHOT_PREFIX + sid)
-        remaining = [repo.load_snapshot(s) for s in sorted(ids - forget_set)]
+                with contextlib.suppress(ObjectNotFound):
+                    repo.storage.delete(SNAPSHOT_PREFIX + sid)
+            keep_names = {e.object_name for e in unreadable} | {written}
+            for name in tombstone_names:
+                if name not in keep_names:
+                    with contextlib.suppress(ObjectNotFound):
+                        repo.storage.delete(name)
+        remaining = [repo.load_snapshot(s, forgotten) for s in sorted(ids - forget_set)]
         index = repo.load_index()
         index_names = [o.name for o in repo.storage.list(INDEX_PREFIX)]
         sizes = repo.pack_sizes()
@@ -145,6 +169,8 @@ def forget_and_prune(
         report.packs_deleted = len(delete)
         report.bytes_deleted = sum(sizes[p] for p in delete)
         report.index_objects_replaced = len(index_names)
+        partial = [p for p in partial_uploads(repo.storage) if p.age_s > PARTIAL_MAX_AGE_S]
+        report.partial_uploads_removed = len(partial)
         if dry_run:
             return report
         if index_names or keep:
@@ -154,6 +180,9 @@ def forget_and_prune(
         for pack_id in delete:
             with contextlib.suppress(ObjectNotFound):
                 repo.storage.delete(pack_name(pack_id))
+        # Under the exclusive lock no backup is writing: these are left by dead processes.
+        for p in partial:
+            remove_partial(repo.storage, p.name)
     return report
 
 

@@ -1,9 +1,16 @@
-"""Opening, creating and reading a repository: config, keys, index, snapshots."""
+"""Opening, creating and reading a repository: config, keys, index, snapshots, tombstones.
+
+Every sealed object is bound to its name (``vault.crypto.aead``). A snapshot's
+manifest must also carry its own id. Prune records the snapshots it forgets in
+``forgotten/`` objects, so a snapshot put back from an older copy of the
+repository is recognised (check reports it; listings skip it).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,6 +21,7 @@ from vault.chunker import ChunkerParams
 from vault.crypto import aead
 from vault.crypto.keys import KeySet, MasterKey
 from vault.errors import (
+    FormatTooOld,
     IntegrityError,
     ObjectNotFound,
     RepositoryExists,
@@ -23,15 +31,17 @@ from vault.errors import (
     WrongKey,
 )
 from vault.index import INDEX_KIND, INDEX_PREFIX, Index, decode_index, encode_index, new_index_name
-from vault.lock import Lock
+from vault.lock import Lock, LockListing, list_locks
 from vault.pack import PACK_PREFIX, BlobEntry, pack_id_of, read_header
 from vault.snapshot import SNAPSHOT_KIND, SNAPSHOT_PREFIX, Snapshot
 from vault.storage.base import Storage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_NAME = "config"
 CONFIG_KIND = "config"
 KEYS_PREFIX = "keys/"
+FORGOTTEN_PREFIX = "forgotten/"
+FORGOTTEN_KIND = "forgotten-snapshots"
 DEFAULT_PACK_SIZE = 16 << 20
 log = logging.getLogger("vault.repository")
 
@@ -115,7 +125,7 @@ class Repository:
         )
         storage.put(KEYS_PREFIX + keyset.key_id_hex, keyset.wrap(master))
         repo = cls(storage, master, {keyset.key_id: keyset}, config)
-        storage.put(CONFIG_NAME, repo.seal(CONFIG_KIND, config.to_json()))
+        storage.put(CONFIG_NAME, repo.seal(CONFIG_NAME, config.to_json()))
         # Without conditional writes two concurrent inits can both get here: every key
         # set stays in keys/ (data sealed with any of them remains readable) and the
         # config last written wins. Open what the store now holds, not what was written.
@@ -123,39 +133,36 @@ class Repository:
 
     @classmethod
     def open(cls, storage: Storage, master: MasterKey) -> Repository:
-        key_objects = [o.name for o in storage.list(KEYS_PREFIX)]
-        if not key_objects:
-            raise RepositoryNotFound(
-                f"no scholar-ops repository at {storage.location}: create one with `scholar-ops setup` "
-                "(or Repository.init)"
-            )
-        keys: dict[bytes, KeySet] = {}
-        wrong: WrongKey | None = None
-        for name in key_objects:
-            try:
-                ks = KeySet.unwrap(storage.get(name), master, name)
-            except WrongKey as e:
-                wrong = e
-                continue
-            keys[ks.key_id] = ks
-        if not keys:
-            assert wrong is not None
-            raise wrong
+        keys = load_key_sets(storage, master)
         try:
             sealed = storage.get(CONFIG_NAME)
         except ObjectNotFound:
             raise RepositoryNotFound(
                 f"{storage.location} has keys but no config object: the repository is incomplete"
             ) from None
+        if aead.sealed_version(sealed, CONFIG_NAME) == 1:
+            raise FormatTooOld(
+                f"{storage.location} is a format-1 repository, written before objects were "
+                "bound to their names: upgrade it once with `scholar-ops migrate` (it rewrites "
+                "the config, index, snapshot and pack-header objects; no backed-up data changes)"
+            )
         payload = _unseal_with(keys, CONFIG_KIND, sealed, CONFIG_NAME)
-        return cls(storage, master, keys, RepoConfig.from_json(payload))
+        config = RepoConfig.from_json(payload)
+        if config.version != FORMAT_VERSION:
+            raise FormatTooOld(
+                f"{storage.location} has repository format {config.version}; this scholar-ops "
+                f"reads format {FORMAT_VERSION}"
+            )
+        return cls(storage, master, keys, config)
 
     # -- sealing --------------------------------------------------------------
 
-    def seal(self, kind: str, payload: bytes) -> bytes:
-        return aead.seal(self.key.enc_key, self.key.key_id, kind, payload)
+    def seal(self, name: str, payload: bytes) -> bytes:
+        """``payload`` sealed as the object called ``name`` (with the current key set)."""
+        return aead.seal(self.key.enc_key, self.key.key_id, name, payload)
 
-    def unseal(self, kind: str, data: bytes, name: str) -> bytes:
+    def unseal(self, name: str, data: bytes, kind: str = "") -> bytes:
+        """Open the object read under ``name``; an object written under another name is refused."""
         if aead.sealed_key_id(data, name) not in self.keys:
             # Another process may have added a key set since this one opened the store
             # (a key rotation, or a concurrent first-time init): load the key sets again.
@@ -177,8 +184,8 @@ class Repository:
                 continue
             self.keys[ks.key_id] = ks
 
-    def get_sealed(self, kind: str, name: str) -> bytes:
-        return self.unseal(kind, self.storage.get(name), name)
+    def get_sealed(self, name: str, kind: str = "") -> bytes:
+        return self.unseal(name, self.storage.get(name), kind)
 
     @property
     def enc_keys(self) -> dict[bytes, bytes]:
@@ -187,7 +194,10 @@ class Repository:
     # -- locks ----------------------------------------------------------------
 
     def lock(self, operation: str, exclusive: bool = False, wait: float = 0.0) -> Lock:
-        return Lock(self.storage, operation, exclusive, wait=wait)
+        return Lock(self.storage, self, operation, exclusive, wait=wait)
+
+    def locks(self) -> LockListing:
+        return list_locks(self.storage, self)
 
     # -- index ----------------------------------------------------------------
 
@@ -201,7 +211,7 @@ class Repository:
         return index
 
     def _read_index(self, name: str) -> dict[str, list[BlobEntry]]:
-        payload = self.get_sealed(INDEX_KIND, name)
+        payload = self.get_sealed(name, INDEX_KIND)
         try:
             return decode_index(payload)
         except (ValueError, KeyError, TypeError) as e:
@@ -209,7 +219,7 @@ class Repository:
 
     def write_index(self, packs: dict[str, list[BlobEntry]]) -> tuple[str, int]:
         name = new_index_name()
-        data = self.seal(INDEX_KIND, encode_index(packs))
+        data = self.seal(name, encode_index(packs))
         self.storage.put(name, data)
         return name, len(data)
 
@@ -232,24 +242,103 @@ class Repository:
     # -- snapshots ------------------------------------------------------------
 
     def snapshot_ids(self) -> list[str]:
+        """Ids of every snapshot object present (forgotten ones put back included)."""
         return [o.name[len(SNAPSHOT_PREFIX) :] for o in self.storage.list(SNAPSHOT_PREFIX)]
 
-    def load_snapshot(self, backup_id: str) -> Snapshot:
+    def load_snapshot(self, backup_id: str, forgotten: dict[str, str] | None = None) -> Snapshot:
+        """One snapshot, verified: bound to its name, and not one that prune forgot.
+
+        ``forgotten`` (from ``forgotten()``) saves reading the tombstones again.
+        """
         name = SNAPSHOT_PREFIX + backup_id
         try:
-            payload = self.get_sealed(SNAPSHOT_KIND, name)
+            payload = self.get_sealed(name, SNAPSHOT_KIND)
         except ObjectNotFound:
             raise SnapshotNotFound(f"no snapshot {backup_id} in {self.location}") from None
+        except IntegrityError as e:
+            e.snapshot_id = backup_id
+            raise
         try:
-            return Snapshot.from_json(payload)
+            snap = Snapshot.from_json(payload)
         except (ValueError, KeyError, TypeError) as e:
             raise IntegrityError(f"{name}: manifest is malformed ({e})", name, backup_id) from None
+        if snap.backup_id != backup_id:
+            raise IntegrityError(
+                f"{name}: the manifest describes snapshot {snap.backup_id}", name, backup_id
+            )
+        when = (self.forgotten() if forgotten is None else forgotten).get(backup_id)
+        if when is not None:
+            raise IntegrityError(
+                f"{name}: this snapshot was forgotten by a prune on {when}, yet it is present "
+                "(put back from an older copy of the repository, or that prune did not finish); "
+                "it is not used, and the next prune removes it",
+                name,
+                backup_id,
+            )
+        return snap
+
+    def scan_snapshots(self) -> tuple[list[Snapshot], list[IntegrityError]]:
+        """Every readable snapshot (oldest first), and the errors of the others."""
+        forgotten, errors = self.read_forgotten()
+        snaps: list[Snapshot] = []
+
+        def load(backup_id: str) -> Snapshot | IntegrityError | None:
+            try:
+                return self.load_snapshot(backup_id, forgotten)
+            except IntegrityError as e:
+                return e
+            except SnapshotNotFound:
+                return None  # deleted meanwhile (a prune)
+
+        with ThreadPoolExecutor(8) as pool:
+            for item in pool.map(load, self.snapshot_ids()):
+                if isinstance(item, Snapshot):
+                    snaps.append(item)
+                elif item is not None:
+                    errors.append(item)
+        return sorted(snaps, key=lambda s: s.timestamp), errors
 
     def snapshots(self) -> list[Snapshot]:
-        """Every committed snapshot, oldest first."""
-        with ThreadPoolExecutor(8) as pool:
-            snaps = list(pool.map(self.load_snapshot, self.snapshot_ids()))
-        return sorted(snaps, key=lambda s: s.timestamp)
+        """Every committed snapshot, oldest first; the first damaged one raises IntegrityError."""
+        snaps, errors = self.scan_snapshots()
+        if errors:
+            raise errors[0]
+        return snaps
+
+    # -- forgotten snapshots (tombstones) ---------------------------------------
+
+    def read_forgotten(self) -> tuple[dict[str, str], list[IntegrityError]]:
+        """Snapshot id -> when a prune forgot it, from every readable ``forgotten/`` object,
+        and the errors of unreadable ones."""
+        out: dict[str, str] = {}
+        errors: list[IntegrityError] = []
+        for info in self.storage.list(FORGOTTEN_PREFIX):
+            try:
+                doc = json.loads(self.get_sealed(info.name, FORGOTTEN_KIND))
+                out.update({str(k): str(v) for k, v in doc["forgotten"].items()})
+            except ObjectNotFound:
+                continue  # consolidated by a prune meanwhile
+            except IntegrityError as e:
+                errors.append(e)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                errors.append(
+                    IntegrityError(f"{info.name}: tombstone list is malformed ({e})", info.name)
+                )
+        return out, errors
+
+    def forgotten(self) -> dict[str, str]:
+        """The tombstones that can be read (unreadable ``forgotten/`` objects are logged)."""
+        out, errors = self.read_forgotten()
+        for e in errors:
+            log.warning("%s", e)
+        return out
+
+    def write_forgotten(self, forgotten: dict[str, str]) -> str:
+        """One ``forgotten/`` object listing these tombstones; returns its name."""
+        name = FORGOTTEN_PREFIX + os.urandom(32).hex()
+        payload = json.dumps({"forgotten": forgotten}, separators=(",", ":")).encode()
+        self.storage.put(name, self.seal(name, payload))
+        return name
 
     def find_snapshot(
         self,
@@ -277,9 +366,12 @@ class Repository:
                     f"({snap.component}/{snap.target}), not a {component} one"
                 )
             return snap
+        readable, errors = self.scan_snapshots()
+        for e in errors:
+            log.warning("skipping an unreadable snapshot: %s", e)
         snaps = [
             s
-            for s in self.snapshots()
+            for s in readable
             if (component is None or s.component == component)
             and (target is None or s.target == target)
             and (before is None or s.time <= before)
@@ -300,8 +392,9 @@ class Repository:
         return snaps[-1]
 
     def commit_snapshot(self, snap: Snapshot) -> int:
-        data = self.seal(SNAPSHOT_KIND, snap.to_json())
-        self.storage.put(SNAPSHOT_PREFIX + snap.backup_id, data)
+        name = SNAPSHOT_PREFIX + snap.backup_id
+        data = self.seal(name, snap.to_json())
+        self.storage.put(name, data)
         return len(data)
 
     # -- keys -----------------------------------------------------------------
@@ -318,6 +411,37 @@ class Repository:
         return rewritten
 
 
+def load_key_sets(storage: Storage, master: MasterKey) -> dict[bytes, KeySet]:
+    """Every key set the master key opens; RepositoryNotFound or WrongKey when there is none."""
+    key_objects = [o.name for o in storage.list(KEYS_PREFIX)]
+    if not key_objects:
+        raise RepositoryNotFound(
+            f"no scholar-ops repository at {storage.location}: create one with `scholar-ops setup` "
+            "(or Repository.init)"
+        )
+    keys: dict[bytes, KeySet] = {}
+    wrong: WrongKey | None = None
+    damaged: list[IntegrityError] = []
+    for name in key_objects:
+        try:
+            ks = KeySet.unwrap(storage.get(name), master, name)
+        except WrongKey as e:
+            wrong = e
+            continue
+        except IntegrityError as e:
+            damaged.append(e)
+            continue
+        keys[ks.key_id] = ks
+    if not keys:
+        if damaged:
+            raise damaged[0]
+        assert wrong is not None
+        raise wrong
+    for e in damaged:  # the others open the repository; check reports these
+        log.warning("ignoring key object: %s", e)
+    return keys
+
+
 def _exists(storage: Storage, name: str) -> bool:
     try:
         storage.stat(name)
@@ -331,7 +455,7 @@ def _unseal_with(keys: dict[bytes, KeySet], kind: str, data: bytes, name: str) -
     ks = keys.get(kid)
     if ks is None:
         raise IntegrityError(f"{name}: written with unknown key {kid.hex()} (damaged?)", name)
-    return aead.unseal(ks.enc_key, kind, data, name)
+    return aead.unseal(ks.enc_key, data, name, kind)
 
 
 __all__ = ["RepoConfig", "Repository", "VaultError"]

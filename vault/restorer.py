@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.compress import decompress
 from vault.crypto import aead
-from vault.errors import IntegrityError, ObjectNotFound, VaultError
+from vault.errors import IntegrityError, MisplacedObject, ObjectNotFound, VaultError
 from vault.index import Index, Location
-from vault.pack import pack_key_id, pack_name
+from vault.pack import pack_key_id, pack_name, read_header
 from vault.repository import Repository
 from vault.snapshot import Entry, Snapshot
 
@@ -93,8 +93,24 @@ class ChunkReader:
             except (IntegrityError, ObjectNotFound) as e:
                 errors.append(e)
         first = errors[0]
+        if isinstance(first, IntegrityError):
+            misplaced = self.misplaced_pack(locs[0].pack_id)
+            if misplaced is not None:
+                raise misplaced from first
         name = getattr(first, "object_name", pack_name(locs[0].pack_id))
         raise IntegrityError(str(first), name) from first
+
+    def misplaced_pack(self, pack_id: str) -> MisplacedObject | None:
+        """When a pack's blobs fail: is the object another pack copied over its name?"""
+        name = pack_name(pack_id)
+        try:
+            size = self.repo.storage.stat(name).size
+            read_header(self.repo.storage, name, size, self.repo.enc_keys)
+        except MisplacedObject as e:
+            return e
+        except (VaultError, ValueError):
+            return None
+        return None
 
 
 #: The most bytes (stored, and decompressed) one ranged read fetches for a run of

@@ -64,10 +64,10 @@ def test_kill_9_mid_backup_leaves_no_snapshot_and_next_run_reuses_uploads(repo, 
     leftover = sum(o.size for o in repo.storage.list("data/"))
     assert leftover > 0
 
-    # The re-run (after the dead process's lock is broken) adopts the uploaded packs.
-    from vault.lock import remove_locks
-
-    remove_locks(repo.storage, all_locks=True)
+    # The killed process's lock stays behind, but a dead process on this host holds
+    # nothing: the re-run needs no unlock, and adopts the uploaded packs.
+    (dead,) = repo.locks().locks
+    assert dead.pid == child.pid and dead.holder_gone()
     snap = backup_stream(repo, GeneratedStream(SIZE, seed=41), component="c", target="t")
     assert snap.stats["packs_reused"] >= 3
     cold = backup_stream(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -95,31 +96,98 @@ def test_dry_run_changes_nothing(repo):
     assert sorted(o.name for o in repo.storage.list()) == before
 
 
-def test_exclusive_locks_exclude_and_stale_locks_expire(storage):
+def test_exclusive_locks_exclude_and_stale_locks_expire(repo):
+    storage = repo.storage
     with (
-        Lock(storage, "prune", exclusive=True),
+        Lock(storage, repo, "prune", exclusive=True),
         pytest.raises(RepositoryLocked, match=r"exclusive lock .* \(prune\)"),
     ):
-        Lock(storage, "backup").acquire()
-    with Lock(storage, "backup a"), Lock(storage, "backup b"):  # shared locks coexist
-        assert len(list_locks(storage)) == 2
-    assert list_locks(storage) == []
-    # A lock whose holder died (never refreshed) stops counting once stale.
-    dead = Lock(storage, "backup", clock=lambda: time.time() - 3600)
+        Lock(storage, repo, "backup").acquire()
+    with Lock(storage, repo, "backup a"), Lock(storage, repo, "backup b"):  # shared locks coexist
+        assert len(list_locks(storage, repo).locks) == 2
+    assert list_locks(storage, repo).locks == []
+    # A lock whose holder stopped refreshing it (on another host) stops counting once stale.
+    dead = Lock(storage, repo, "backup", clock=lambda: time.time() - 3600)
+    dead.info.host = "another-host"
     dead._write()
-    with Lock(storage, "prune", exclusive=True):
+    with Lock(storage, repo, "prune", exclusive=True):
         pass
-    assert remove_locks(storage) == 1
-    assert list_locks(storage) == []
+    (removed,) = remove_locks(storage, repo)
+    assert "another-host" in removed.description and "not refreshed for 60 minutes" in removed.description
+    assert list_locks(storage, repo).locks == []
 
 
-def test_lock_is_refreshed_while_held(storage):
-    lock = Lock(storage, "backup", refresh_every=0.05)
+def test_a_lock_of_a_dead_process_on_this_host_is_stale_at_once(repo):
+    storage = repo.storage
+    gone = Lock(storage, repo, "backup c/t")
+    gone.info.pid = _unused_pid()
+    gone._write()
+    live = Lock(storage, repo, "backup x/y")  # this process: alive
+    live._write()
+    (dead,) = [lk for lk in list_locks(storage, repo).locks if lk.pid == gone.info.pid]
+    assert dead.stale_reason(30 * 60) == f"pid {gone.info.pid} on {gone.info.host} is gone"
+    # An exclusive lock is granted at once beside the dead one, but not beside the live one.
+    with pytest.raises(RepositoryLocked, match=r"backup x/y"):
+        Lock(storage, repo, "prune", exclusive=True).acquire()
+    live._remove()
+    with Lock(storage, repo, "prune", exclusive=True):
+        pass
+    # unlock removes only the stale lock; force removes a live one too.
+    live._write()
+    removed = remove_locks(storage, repo)
+    assert [r.name for r in removed] == [gone.info.name]
+    assert [r.live for r in remove_locks(storage, repo, force=True)] == [True]
+    assert list_locks(storage, repo).locks == []
+
+
+def test_a_pid_reused_by_another_process_does_not_keep_a_lock_alive(repo):
+    lock = Lock(repo.storage, repo, "backup c/t")
+    assert lock.info.process_start is not None
+    lock.info.process_start -= 3600  # "our" pid, but started an hour before this process
+    lock._write()
+    (held,) = list_locks(repo.storage, repo).locks
+    assert held.holder_gone()
+
+
+def test_lock_objects_are_sealed_and_reveal_nothing(repo):
+    with Lock(repo.storage, repo, "backup postgres/secret-target-name"):
+        (info,) = list(repo.storage.list("locks/"))
+        raw = repo.storage.get(info.name)
+    for word in (b"secret-target-name", b"backup", b"postgres", str(os.getpid()).encode()):
+        assert word not in raw
+
+
+def test_a_waiting_lock_says_who_holds_it(repo):
+    said: list[str] = []
+    with Lock(repo.storage, repo, "prune", exclusive=True):
+        waiter = Lock(repo.storage, repo, "backup c/t", wait=0.5, on_wait=said.append)
+        with pytest.raises(RepositoryLocked, match=r"\(prune\) held by"):
+            waiter.acquire()
+    assert len(said) == 1
+    assert said[0].startswith("waiting up to 0 s for the repository lock (backup c/t)") or (
+        "for the repository lock (backup c/t): exclusive lock" in said[0]
+    )
+
+
+def test_lock_is_refreshed_while_held(repo):
+    lock = Lock(repo.storage, repo, "backup", refresh_every=0.05)
     with lock:
         first = lock.info.refreshed
         time.sleep(0.3)
-        (held,) = list_locks(storage)
+        (held,) = list_locks(repo.storage, repo).locks
         assert held.refreshed > first
+
+
+def _unused_pid() -> int:
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
 
 
 def _snap(ts: datetime, **kw) -> Snapshot:

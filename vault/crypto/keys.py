@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.crypto.aead import KEY_ID_LEN, NONCE_LEN
-from vault.errors import ConfigError, IntegrityError, WrongKey
+from vault.errors import ConfigError, IntegrityError, MisplacedObject, WrongKey
 
 MASTER_KEY_ENV = "SCHOLAR_OPS_MASTER_KEY"
 MASTER_KEY_FILE_ENV = "SCHOLAR_OPS_MASTER_KEY_FILE"
@@ -168,6 +168,10 @@ class KeySet:
             raise IntegrityError(
                 f"{name}: key file failed authentication (damaged or tampered with)", name
             ) from None
+        # key_id is authenticated (associated data): a key file under another id's name
+        # was copied or renamed there.
+        if name.rsplit("/", 1)[-1] != key_id.hex():
+            raise MisplacedObject(name, f"keys/{key_id.hex()}", "key set")
         return cls(
             key_id=key_id,
             enc_key=_unb64(payload["enc_key"]),

@@ -15,6 +15,11 @@ Rules for every implementation:
 - Errors worth retrying (timeouts, connection resets, 5xx, throttling) are
   raised as TransientStorageError; everything else as StorageError. Retrying
   lives in RetryingStorage, never inside an implementation.
+
+A backend whose ``put`` can leave something behind when its process dies
+(the local directory's temporary files) also implements ``PartialUploads``:
+``partial_uploads()`` lists them with their age, ``remove_partial(name)``
+deletes one. ``partial_uploads(storage)`` works on any storage.
 """
 
 from __future__ import annotations
@@ -45,3 +50,30 @@ class Storage(Protocol):
     def stat(self, name: str) -> ObjectInfo: ...
 
     def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PartialUpload:
+    """What an interrupted ``put`` left behind (never an object)."""
+
+    name: str  # relative to the storage's root
+    size: int
+    age_s: float
+
+
+class PartialUploads(Protocol):
+    def partial_uploads(self) -> list[PartialUpload]: ...
+
+    def remove_partial(self, name: str) -> None: ...
+
+
+def partial_uploads(storage: object) -> list[PartialUpload]:
+    """What interrupted uploads left in ``storage`` (none for backends that leave nothing)."""
+    fn = getattr(storage, "partial_uploads", None)
+    return list(fn()) if callable(fn) else []
+
+
+def remove_partial(storage: object, name: str) -> None:
+    fn = getattr(storage, "remove_partial", None)
+    if callable(fn):
+        fn(name)

@@ -15,11 +15,12 @@ import errno
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vault.errors import ObjectNotFound, StorageError, TransientStorageError
-from vault.storage.base import ObjectInfo
+from vault.errors import ConfigError, ObjectNotFound, StorageError, TransientStorageError
+from vault.storage.base import ObjectInfo, PartialUpload
 
 TEMP_PREFIX = ".tmp-"
 
@@ -75,6 +76,11 @@ class LocalStorage:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(os.path.abspath(os.fspath(root)))
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"repository path {self.root} is a file, not a directory: give the repository's "
+                "directory (an empty or missing one for a new repository)"
+            )
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -211,6 +217,32 @@ class LocalStorage:
             if e.errno == errno.EPERM and path.is_dir():
                 raise ObjectNotFound(name, self.location) from e
             raise self._error(e, "delete", name, path, missing_means_not_found=True) from e
+
+    # -- PartialUploads ---------------------------------------------------------
+
+    def partial_uploads(self) -> builtins.list[PartialUpload]:
+        """Temporary files of puts that never finished (their process died)."""
+        found: builtins.list[PartialUpload] = []
+        now = time.time()
+        for dirpath, _dirs, files in os.walk(self.root):
+            for f in files:
+                if not f.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath) / f
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue  # the put finished meanwhile
+                rel = path.relative_to(self.root).as_posix()
+                found.append(PartialUpload(rel, st.st_size, max(0.0, now - st.st_mtime)))
+        return sorted(found, key=lambda p: p.name)
+
+    def remove_partial(self, name: str) -> None:
+        path = self.root.joinpath(*name.split("/"))
+        if not path.name.startswith(TEMP_PREFIX) or ".." in name.split("/"):
+            raise ValueError(f"{name!r} is not a temporary file of this storage")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

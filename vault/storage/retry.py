@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from vault.errors import ObjectNotFound, TransientStorageError
-from vault.storage.base import ObjectInfo, Storage
+from vault.storage.base import ObjectInfo, PartialUpload, Storage, partial_uploads, remove_partial
 
 log = logging.getLogger("vault.storage")
 
@@ -115,3 +115,9 @@ class RetryingStorage:
                 name,
                 self.inner.location,
             )
+
+    def partial_uploads(self) -> builtins.list[PartialUpload]:
+        return partial_uploads(self.inner)
+
+    def remove_partial(self, name: str) -> None:
+        remove_partial(self.inner, name)
