@@ -56,7 +56,7 @@ class ChromaTarget(StrictBlock):
     label: str | None = Field(
         default=None,
         max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics.",
+        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
     )
 
     @field_validator("path", "host", "token_secret", "label")
@@ -100,8 +100,16 @@ class ChromaTarget(StrictBlock):
 
     @property
     def target_name(self) -> str:
-        if self.label:
-            return self.label
+        """The label, else the block's name (else, unsaved, the directory's or host:port)."""
+        return self.label or self._block_document_name or self._default_name()
+
+    @property
+    def earlier_target_names(self) -> list[str]:
+        """The name unlabelled targets' snapshots carried before (directory name or host:port)."""
+        old = self._default_name()
+        return [] if self.label or old == self.target_name else [old]
+
+    def _default_name(self) -> str:
         if self.path is not None:
             return Path(self.path).name or self.path
         return f"{self.host}:{self.port}"

@@ -43,7 +43,7 @@ class FilesTarget(StrictBlock):
     label: str | None = Field(
         default=None,
         max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics (default: the path).",
+        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
     )
 
     @field_validator("path")
@@ -80,4 +80,10 @@ class FilesTarget(StrictBlock):
 
     @property
     def target_name(self) -> str:
-        return self.label or self.path
+        """The label, else the block's name (else, unsaved, the path)."""
+        return self.label or self._block_document_name or self.path
+
+    @property
+    def earlier_target_names(self) -> list[str]:
+        """The name unlabelled targets' snapshots carried before (the path)."""
+        return [] if self.label or self.path == self.target_name else [self.path]

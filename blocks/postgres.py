@@ -53,7 +53,7 @@ class PostgresTarget(StrictBlock):
         max_length=128,
         description=(
             "Short, non-secret name used in snapshots, artifacts and metrics "
-            "(defaults to the database name)."
+            "(defaults to the block's name)."
         ),
     )
 
@@ -90,8 +90,17 @@ class PostgresTarget(StrictBlock):
 
     @property
     def target_name(self) -> str:
-        """The label, else the database name: safe for snapshots, logs and metrics."""
-        return self.label or self.database
+        """The label, else the block's name (else, unsaved, the database's): safe for
+        snapshots, logs and metrics, and distinct for two servers' same-named databases."""
+        return self.label or self._block_document_name or self.database
+
+    @property
+    def earlier_target_names(self) -> list[str]:
+        """The name unlabelled targets' snapshots carried before (the database's): ``latest``
+        falls back to it until the target's first backup under its new name."""
+        if self.label or self.database == self.target_name:
+            return []
+        return [self.database]
 
     def resolve_password(self) -> str | None:
         """The password from the block itself or from the named Secret block, if any."""

@@ -45,7 +45,7 @@ class RedisTarget(StrictBlock):
     label: str | None = Field(
         default=None,
         max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics (default host:port).",
+        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
     )
 
     @field_validator("host")
@@ -80,7 +80,14 @@ class RedisTarget(StrictBlock):
 
     @property
     def target_name(self) -> str:
-        return self.label or f"{self.host}:{self.port}"
+        """The label, else the block's name (else, unsaved, host:port)."""
+        return self.label or self._block_document_name or f"{self.host}:{self.port}"
+
+    @property
+    def earlier_target_names(self) -> list[str]:
+        """The name unlabelled targets' snapshots carried before (host:port)."""
+        old = f"{self.host}:{self.port}"
+        return [] if self.label or old == self.target_name else [old]
 
     def resolve_password(self) -> str | None:
         if self.password is not None:

@@ -21,26 +21,23 @@ for AlertManager must be a list of alerts with ``alertname``/``severity`` labels
 ``summary``/``description`` annotations, and labels that do not change from one run to the
 next (no run ids or names: AlertManager groups and deduplicates alerts by their labels).
 
-Command line (the main ``scholar-ops`` CLI mounts the same verbs with ``add_subcommands``)::
+Command line (scholar_ops.cli.automations)::
 
-    python -m scholar_ops.automations apply [--file automations.yaml] [--alertmanager-url URL]
+    scholar-ops automations apply [--file automations.yaml] [--alertmanager-url URL]
         [--webhook-block NAME] [--dry-run] [--skip-missing]
-    python -m scholar_ops.automations list [--file automations.yaml]
-    python -m scholar_ops.automations check [--file automations.yaml]
+    scholar-ops automations list [--file automations.yaml]
+    scholar-ops automations check [--file automations.yaml]
 
-Exit codes: 0 success; 1 the Prefect API failed; 2 a bad file or a missing block or
-deployment.
+Errors raised on purpose are ``AutomationsError`` (a ``ConfigError``: exit code 2).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import difflib
 import json
 import logging
 import re
-import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,20 +62,20 @@ from prefect.events.schemas.automations import (
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ValidationError
 
+from scholar_ops.automation_defaults import DEFAULT_FILE, DEFAULT_WEBHOOK_BLOCK
+from vault.errors import ConfigError
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.events.schemas.automations import Automation
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FILE = "automations.yaml"
-DEFAULT_WEBHOOK_BLOCK = "scholar-ops-alertmanager"
 ALERTMANAGER_ALERTS_PATH = "/api/v2/alerts"
 SEVERITIES = ("critical", "warning", "info")
 
 Status = Literal["created", "updated", "unchanged", "skipped"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 TRIGGER_CLASSES: dict[str, type[BaseModel]] = {
     "event": EventTrigger,
@@ -107,7 +104,7 @@ PLACEHOLDER_ID = UUID(int=0)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class AutomationsError(Exception):
+class AutomationsError(ConfigError):
     """Base of the errors this module raises on purpose (a bad file, a missing reference)."""
 
 
@@ -910,110 +907,3 @@ def default_file() -> Path:
         return here
     beside = Path(__file__).resolve().parent.parent / DEFAULT_FILE
     return beside if beside.exists() else here
-
-
-def add_subcommands(sub: Any) -> None:
-    """Add ``apply``, ``list`` and ``check`` to an argparse subparsers object (``func`` set)."""
-    import os
-
-    def file_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--file",
-            "-f",
-            type=Path,
-            default=None,
-            help=f"the automations file (default ./{DEFAULT_FILE}, else the repository's)",
-        )
-
-    def block_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--webhook-block",
-            default=os.environ.get("SCHOLAR_OPS_WEBHOOK_BLOCK") or DEFAULT_WEBHOOK_BLOCK,
-            help="the AlertManager Webhook block (env SCHOLAR_OPS_WEBHOOK_BLOCK; default %(default)s)",
-        )
-
-    a = sub.add_parser("apply", help="create or update the automations of the file")
-    file_option(a)
-    a.add_argument(
-        "--alertmanager-url",
-        default=os.environ.get("SCHOLAR_OPS_ALERTMANAGER_URL") or None,
-        help="create/update the Webhook block posting to URL/api/v2/alerts "
-        "(env SCHOLAR_OPS_ALERTMANAGER_URL)",
-    )
-    block_option(a)
-    a.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
-    a.add_argument(
-        "--skip-missing",
-        action="store_true",
-        help="leave out automations whose deployment or Webhook block does not exist",
-    )
-    a.set_defaults(func=cmd_apply)
-
-    ls = sub.add_parser("list", help="the automations on the server and those of the file")
-    file_option(ls)
-    block_option(ls)
-    ls.set_defaults(func=cmd_list)
-
-    c = sub.add_parser("check", help="validate the file (no server needed)")
-    file_option(c)
-    c.set_defaults(func=cmd_check)
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
-    results = apply_automations(
-        args.file or default_file(),
-        alertmanager_url=args.alertmanager_url,
-        webhook_block=args.webhook_block,
-        dry_run=args.dry_run,
-        skip_missing=args.skip_missing,
-    )
-    suffix = " (dry run)" if args.dry_run else ""
-    for name, status in results:
-        print(f"{status:<10} {name}{suffix}")
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    rows = list_automations(args.file or default_file(), webhook_block=args.webhook_block)
-    for r in rows:
-        enabled = "-" if r.enabled is None else ("enabled" if r.enabled else "paused")
-        print(f"{r.id or '-'!s:<36}  {enabled:<7}  {r.state:<11}  {r.name}")
-    return EXIT_OK
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    path = args.file or default_file()
-    specs = load_automations(path)
-    print(f"{path}: {len(specs)} automations OK: " + ", ".join(s.name for s in specs))
-    return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m scholar_ops.automations",
-        description="Prefect automations of automations.yaml: check, list, apply.",
-    )
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    add_subcommands(sub)
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    propagate, logger.propagate = logger.propagate, False  # once, not again through Prefect's
-    try:
-        code: int = args.func(args)
-        return code
-    except AutomationsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,11 +23,23 @@ from tasks.common import (
     load_redis_target,
     load_repository,
 )
+from vault.repository import Repository
+from vault.snapshot import Snapshot
 
 #: Most a PostgreSQL drill's pg_restore and COPY may take in all.
 POSTGRES_DRILL_TIMEOUT_S = 6 * 3600.0
 
 _OPTIONS: dict[str, Any] = {**RESTORE_TASK_OPTIONS, "cache_policy": NO_CACHE}
+
+
+def _latest(repo: Repository, component: str, block: Any) -> Snapshot:
+    """The block's newest snapshot (under an earlier name of the target until its first)."""
+    return repo.find_snapshot(
+        "latest",
+        component=component,
+        target=block.target_name,
+        earlier_targets=block.earlier_target_names,
+    )
 
 
 def _report(result: DrillResult) -> dict[str, Any]:
@@ -63,7 +75,11 @@ def drill_postgres_target(
     block = load_postgres_target(target)
     return _report(
         drill_postgres(
-            repo, block.conninfo(), block.target_name, timeout_s=POSTGRES_DRILL_TIMEOUT_S
+            repo,
+            block.conninfo(),
+            block.target_name,
+            snap=_latest(repo, "postgres", block),
+            timeout_s=POSTGRES_DRILL_TIMEOUT_S,
         )
     )
 
@@ -75,7 +91,8 @@ def drill_redis_target(
     """Start a throwaway redis-server from the latest RDB, verify it, stop it."""
     repo = load_repository(repository).open()
     block = load_redis_target(target)
-    return _report(drill_redis(repo, block.target_name, scratch_dir=scratch_dir))
+    snap = _latest(repo, "redis", block)
+    return _report(drill_redis(repo, block.target_name, snap=snap, scratch_dir=scratch_dir))
 
 
 @task(name="drill-chroma", task_run_name="drill chroma {target}", **_OPTIONS)
@@ -86,7 +103,13 @@ def drill_chroma_target(
     repo = load_repository(repository).open()
     block = load_chroma_target(target)
     return _report(
-        drill_chroma(repo, block.target_name, scratch_dir=scratch_dir, batch_size=block.batch_size)
+        drill_chroma(
+            repo,
+            block.target_name,
+            snap=_latest(repo, "chroma", block),
+            scratch_dir=scratch_dir,
+            batch_size=block.batch_size,
+        )
     )
 
 
@@ -97,4 +120,5 @@ def drill_files_target(
     """Restore the latest files snapshot into a scratch directory, verify it, remove it."""
     repo = load_repository(repository).open()
     block = load_files_target(target)
-    return _report(drill_files(repo, block.target_name, scratch_dir=scratch_dir))
+    snap = _latest(repo, "files", block)
+    return _report(drill_files(repo, block.target_name, snap=snap, scratch_dir=scratch_dir))

@@ -12,3 +12,15 @@ pytest_plugins = [
     "tests.fixtures.pushgateway",
     "tests.fixtures.prometheus",
 ]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _operator_home(tmp_path_factory, monkeypatch):
+    """Where the command line keeps profiles and known snapshots: a fresh place per test,
+    never the real user's ~/.config or ~/.local/state."""
+    home = tmp_path_factory.mktemp("operator-home")
+    monkeypatch.setenv("SCHOLAR_OPS_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("SCHOLAR_OPS_STATE_DIR", str(home / "state"))

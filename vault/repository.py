@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -347,8 +347,13 @@ class Repository:
         component: str | None = None,
         target: str | None = None,
         before: datetime | None = None,
+        earlier_targets: Sequence[str] = (),
     ) -> Snapshot:
-        """By full id, unique id prefix, or ``latest`` (optionally before a time)."""
+        """By full id, unique id prefix, or ``latest`` (optionally before a time).
+
+        ``earlier_targets``: names the target's snapshots carried before (a renamed
+        target): ``latest`` falls back to them when none carries ``target`` yet.
+        """
         if selector != "latest":
             matches = [i for i in self.snapshot_ids() if i.startswith(selector)]
             if len(matches) > 1:
@@ -369,13 +374,27 @@ class Repository:
         readable, errors = self.scan_snapshots()
         for e in errors:
             log.warning("skipping an unreadable snapshot: %s", e)
-        snaps = [
-            s
-            for s in readable
-            if (component is None or s.component == component)
-            and (target is None or s.target == target)
-            and (before is None or s.time <= before)
-        ]
+
+        def matching(name: str | None) -> list[Snapshot]:
+            return [
+                s
+                for s in readable
+                if (component is None or s.component == component)
+                and (name is None or s.target == name)
+                and (before is None or s.time <= before)
+            ]
+
+        snaps = matching(target)
+        for earlier in earlier_targets if not snaps and target is not None else ():
+            snaps = matching(earlier)
+            if snaps:
+                log.warning(
+                    "no snapshot of %s yet: using %s, recorded under its earlier name %r",
+                    target,
+                    snaps[-1].short_id,
+                    earlier,
+                )
+                break
         if not snaps:
             what = " ".join(
                 x

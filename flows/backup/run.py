@@ -37,7 +37,21 @@ def _backup_task(component: str) -> Any:
 
 
 class BackupFailed(RuntimeError):
-    pass
+    """Some targets failed; ``results`` holds the summaries of those that succeeded (their
+    snapshots are valid), ``failures`` maps "component/target block" to the error."""
+
+    def __init__(
+        self,
+        message: str,
+        results: list[dict[str, Any]] | None = None,
+        failures: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results = list(results or [])
+        self.failures = dict(failures or {})
+
+    def __reduce__(self) -> Any:  # keeps the details when Prefect pickles the exception
+        return (type(self), (str(self), self.results, self.failures))
 
 
 def run_backup(
@@ -115,7 +129,9 @@ def run_backup(
                 + ")"
                 if results
                 else ""
-            )
+            ),
+            results,
+            failures,
         )
     return results
 

@@ -35,6 +35,7 @@ from scholar_ops.automations import (
     apply_automations,
     load_automations,
 )
+from scholar_ops.cli import main as cli_main
 
 REPO_FILE = Path(__file__).resolve().parents[2] / "automations.yaml"
 FAILED = "scholar-ops critical flow run failed"
@@ -370,7 +371,7 @@ def test_payload_to_another_webhook_need_not_be_an_alert(tmp_path: Path) -> None
 
 
 def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert automations.main(["check", "--file", str(REPO_FILE)]) == 0
+    assert cli_main(["automations", "check", "--file", str(REPO_FILE)]) == 0
     assert "3 automations OK" in capsys.readouterr().out
 
 
@@ -551,7 +552,9 @@ def test_dry_run_writes_nothing(clean: UUID, receiver: Receiver) -> None:
 
 
 def test_command_line(clean: UUID, receiver: Receiver, capsys: pytest.CaptureFixture[str]) -> None:
-    main = automations.main
+    def main(argv: list[str]) -> int:
+        return cli_main(["automations", *argv])
+
     assert main(["apply", "--file", str(REPO_FILE), "--alertmanager-url", receiver.url]) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == [f"created    {n}" for n in NAMES]

@@ -39,12 +39,13 @@ def test_backup_list_restore_check_rotate(cli_env, pg_server, capsys):
     assert main(["backup", "--full", "--target", t]) == 0
     assert main(["backup", "--postgres", t]) == 0  # --target is an alias of --postgres
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all("postgres/" + cli_env["db"] in line for line in out)
+    # Snapshots are named after the target block, not the database.
+    assert len(out) == 2 and all(f"postgres/{t} " in line for line in out)
     assert all(": 1 tables;" in line for line in out)
     assert main(["snapshots", "--json"]) == 0
     snaps = json.loads(capsys.readouterr().out)
     assert [s["backup_type"] for s in snaps] == ["full", "incremental"]
-    assert all(s["target"] == cli_env["db"] for s in snaps)
+    assert all(s["target"] == t for s in snaps)
 
     restored = f"r_{uuid.uuid4().hex[:6]}"
     assert main(["restore", snaps[0]["backup_id"][:10], "--to", restored, "--target", t]) == 0

@@ -145,8 +145,9 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     ) == 0  # fmt: skip
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == [
-        "repository", "target", "target", "target", "monitoring",
+        "repository", "master", "target", "target", "target", "monitoring",
     ]  # fmt: skip
+    assert all(line.endswith("[created]") for line in out)
     from blocks.monitoring import MonitoringSettings
 
     mon = MonitoringSettings.load_sync(f"mon-{e['redis']}")
@@ -311,8 +312,13 @@ def test_a_failing_component_fails_the_backup_and_keeps_the_others(cli_env, monk
                   "--files", f"{e['files']}=uploads") == 0  # fmt: skip
     capsys.readouterr()
     assert main(["backup", "--redis", bad, "--files", e["files"]]) == 1
-    line = _one_error_line(capsys)
-    assert f"redis/{bad}" in line and f"files/{e['files']}" in line
+    # The snapshot that succeeded is printed as usual, then the failure, one line each.
+    captured = capsys.readouterr()
+    (ok,) = captured.out.splitlines()
+    assert ok.startswith("snapshot ") and f"files/{e['files']} incremental" in ok
+    failed, summary = captured.err.splitlines()
+    assert failed.startswith(f"scholar-ops backup: redis/{bad} failed: cannot reach Redis")
+    assert summary == "scholar-ops backup: 1 of 2 targets failed"
     assert main(["snapshots", "--json"]) == 0
     snaps = json.loads(capsys.readouterr().out)
     assert [(s["component"], s["target"]) for s in snaps] == [("files", e["files"])]

@@ -113,7 +113,10 @@ def test_exclusive_locks_exclude_and_stale_locks_expire(repo):
     with Lock(storage, repo, "prune", exclusive=True):
         pass
     (removed,) = remove_locks(storage, repo)
-    assert "another-host" in removed.description and "not refreshed for 60 minutes" in removed.description
+    assert (
+        "another-host" in removed.description
+        and "not refreshed for 60 minutes" in removed.description
+    )
     assert list_locks(storage, repo).locks == []
 
 

@@ -128,7 +128,7 @@ def test_a_snapshot_put_back_after_prune_is_reported_and_not_used(two, master):
 
 
 def test_a_rollback_of_the_whole_repository_is_reported_by_check(two, master, tmp_path):
-    repo, a, b, _ = two
+    repo, a, _b, _ = two
     state = tmp_path / "state"
     older = {o.name: repo.storage.get(o.name) for o in repo.storage.list()}
     assert check(repo, known_state=state).ok  # remembers a and b
@@ -172,6 +172,8 @@ def test_a_stale_partial_upload_is_a_notice_and_prune_removes_only_old_ones(repo
     young.write_bytes(b"being written")
     report = check(repo)
     assert report.ok
-    assert any("data/ab/.tmp-interrupted" in n and "interrupted upload" in n for n in report.notices)
+    assert any(
+        "data/ab/.tmp-interrupted" in n and "interrupted upload" in n for n in report.notices
+    )
     assert forget_and_prune(repo, []).partial_uploads_removed == 1
     assert [p.name for p in partial_uploads(repo.storage)] == ["data/.tmp-in-progress"]
