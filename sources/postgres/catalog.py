@@ -97,18 +97,42 @@ def list_sequences(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     """Current value of every sequence (pg_dump -s leaves these out)."""
     rows = conn.execute(
         f"""
-        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'S' AND {_USER_SCHEMAS} AND {_NOT_EXTENSION_MEMBER}
         ORDER BY 1, 2
         """
     ).fetchall()
     out = []
-    for schema, name in rows:
+    for schema, name, oid in rows:
         ident = sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(name)])
         row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(ident)).fetchone()
         assert row is not None
+        # Which tables need it: the one owning it (serial, identity), and those whose
+        # column defaults call it. A restore of some tables brings their sequences.
+        owner = conn.execute(
+            """SELECT n.nspname || '.' || c.relname FROM pg_depend d
+               JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE d.classid = 'pg_class'::regclass AND d.objid = %s
+                 AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')""",
+            (oid,),
+        ).fetchone()
+        users = conn.execute(
+            """SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_depend d
+               JOIN pg_attrdef ad ON ad.oid = d.objid
+               JOIN pg_class c ON c.oid = ad.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+                 AND d.refobjid = %s ORDER BY 1""",
+            (oid,),
+        ).fetchall()
         out.append(
-            {"schema": schema, "name": name, "last_value": int(row[0]), "is_called": bool(row[1])}
+            {
+                "schema": schema,
+                "name": name,
+                "last_value": int(row[0]),
+                "is_called": bool(row[1]),
+                "owned_by": owner[0] if owner else None,
+                "used_by": [u[0] for u in users],
+            }
         )
     return out
 

@@ -1,7 +1,9 @@
 """Restoring a PostgreSQL snapshot written by sources.postgres.dump.
 
-Order: create the database (or refuse a non-empty one unless told to clean
-it), replay the schema archive's pre-data section, load every table's COPY
+Order: create the database (or refuse a non-empty one unless told to replace
+it: then everything goes into a new scratch database, which replaces the old one
+only once it is complete and verified; a failed restore leaves the old one as it
+was), replay the schema archive's pre-data section, load every table's COPY
 stream (several tables at once), replay post-data (indexes, constraints,
 triggers) with parallel pg_restore jobs, set sequences, refresh materialized
 views, then compare each table's row count with the manifest.
@@ -14,6 +16,7 @@ empty only where pg_restore's filters include them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import tempfile
@@ -79,7 +82,37 @@ def restore_database(
     result = RestoreResult(database=target.dbname, snapshot_id=snap.backup_id)
     tables = _selected_tables(snap, opts)
     pg_restore = find_tool("pg_restore", opts.pg_bin_dir)
-    _prepare_database(target, snap.details, opts)
+    into = _prepare_database(target, snap.details, opts)
+    try:
+        _restore_into(repo, snap, into, opts, tables, pg_restore, deadline, result)
+        if into.dbname != target.dbname:
+            if result.mismatches:
+                result.warnings.append(
+                    f"the existing database {target.dbname!r} was left as it was: the "
+                    "restored copy differs from the backup"
+                )
+                _drop_database(into)
+            else:
+                _swap_in(target, into, result)
+    except BaseException:
+        if into.dbname != target.dbname:
+            _drop_database(into)  # the existing database is untouched
+        raise
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _restore_into(
+    repo: Repository,
+    snap: Snapshot,
+    target: PgConnInfo,
+    opts: RestoreOptions,
+    tables: list[dict[str, Any]],
+    pg_restore: str,
+    deadline: float,
+    result: RestoreResult,
+) -> None:
+    """Schema, data, post-data, sequences and checks into the (new or empty) database."""
     with (
         repo.lock(f"restore {snap.short_id}"),
         tempfile.TemporaryDirectory(prefix="scholar-ops-") as tmp,
@@ -130,8 +163,6 @@ def restore_database(
         # Foreign keys, triggers, partitioned indexes...: once every table is loaded.
         pg_restore_list("post-data", plan.rest, "post-data", jobs=max(1, opts.jobs))
     _finish(target, snap.details, opts, tables, result)
-    result.duration_s = round(time.monotonic() - started, 3)
-    return result
 
 
 def _selected_tables(snap: Snapshot, opts: RestoreOptions) -> list[dict[str, Any]]:
@@ -155,32 +186,117 @@ def _selected_tables(snap: Snapshot, opts: RestoreOptions) -> list[dict[str, Any
     return tables
 
 
-def _prepare_database(target: PgConnInfo, details: dict[str, Any], opts: RestoreOptions) -> None:
-    """Create the target database, or refuse/clean an existing one that holds objects."""
+def _prepare_database(
+    target: PgConnInfo, details: dict[str, Any], opts: RestoreOptions
+) -> PgConnInfo:
+    """The database to restore into: the target (created when missing, or empty), or, to
+    replace one that holds objects (``clean``), a new scratch database swapped in only
+    once the restore succeeded and verified; a non-empty one without ``clean`` is refused."""
     admin = target.with_db("postgres")
     try:
         with psycopg.connect(**admin.connect_kwargs(), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
             ).fetchone()
-            if exists:
-                with psycopg.connect(**target.connect_kwargs()) as tconn:
-                    n = user_relation_count(tconn)
-                if n and not opts.clean:
-                    raise TargetNotEmpty(
-                        f"database {target.dbname!r} on {target.host}:{target.port} already holds {n} relations; "
-                        "restore into a new database, or pass clean (--clean) to drop and recreate it"
-                    )
-                if not n:
-                    return
-                conn.execute(
-                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(target.dbname))
+            if not exists:
+                _create_database(conn, target.dbname, details)
+                return target
+            with psycopg.connect(**target.connect_kwargs()) as tconn:
+                n = user_relation_count(tconn)
+            if not n:
+                return target
+            if not opts.clean:
+                raise TargetNotEmpty(
+                    f"database {target.dbname!r} on {target.host}:{target.port} already holds {n} relations; "
+                    "restore into a new database, or pass clean (--clean) to replace it (it is "
+                    "replaced only once the restore has succeeded)"
                 )
-            _create_database(conn, target.dbname, details)
+            scratch = _scratch_name(target.dbname)
+            _create_database(conn, scratch, details)
+            return target.with_db(scratch)
     except psycopg.OperationalError as e:
         raise SourceError(
             f"cannot connect to {admin.describe()}: {str(e).strip()}", transient=True
         ) from e
+
+
+def _scratch_name(dbname: str) -> str:
+    suffix = f"__restoring_{os.urandom(3).hex()}"
+    return dbname.encode()[: 63 - len(suffix)].decode(errors="ignore") + suffix
+
+
+def _drop_database(db: PgConnInfo) -> None:
+    """Drop a scratch database (best effort: a failure is logged, never raised)."""
+    try:
+        with psycopg.connect(**db.with_db("postgres").connect_kwargs(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.dbname))
+            )
+    except psycopg.Error as e:
+        log.warning("could not drop the scratch database %s: %s", db.dbname, e)
+
+
+def _swap_in(target: PgConnInfo, restored: PgConnInfo, result: RestoreResult) -> None:
+    """Replace ``target`` by the verified ``restored`` database: rename the old one away,
+    the new one into its name, give it the old owner, then drop the old one."""
+    old_name = _scratch_name(target.dbname).replace("__restoring_", "__replaced_")
+    ident = sql.Identifier
+    with psycopg.connect(**target.with_db("postgres").connect_kwargs(), autocommit=True) as conn:
+        row = conn.execute(
+            """SELECT pg_get_userbyid(datdba), datacl IS NOT NULL,
+                      EXISTS (SELECT 1 FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)
+               FROM pg_database d WHERE datname = %s""",
+            (target.dbname,),
+        ).fetchone()
+        owner, has_acl, has_settings = row if row else (None, False, False)
+        for attempt in range(5):
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()",
+                (target.dbname, restored.dbname),
+            )
+            try:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        ident(target.dbname), ident(old_name)
+                    )
+                )
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        try:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    ident(restored.dbname), ident(target.dbname)
+                )
+            )
+        except psycopg.Error:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    ident(old_name), ident(target.dbname)
+                )
+            )
+            raise
+        if owner is not None:
+            try:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        ident(target.dbname), ident(owner)
+                    )
+                )
+            except psycopg.Error as e:
+                result.warnings.append(f"the database's owner {owner!r} could not be kept: {e}")
+        if has_acl or has_settings:
+            result.warnings.append(
+                f"database {target.dbname!r} had database-level "
+                + " and ".join(
+                    w for w, on in (("privileges", has_acl), ("settings", has_settings)) if on
+                )
+                + " that the replacement does not carry: set them again"
+            )
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident(old_name)))
 
 
 def _create_database(conn: psycopg.Connection[Any], name: str, details: dict[str, Any]) -> None:
@@ -229,7 +345,8 @@ def _plan(
         for i in snap.details.get("indexes", [])
         if (i["schema"], i["table"]) in table_keys
     }
-    selected = _subset(entries, opts, tables, index_table) if subset else entries
+    needed = _needed_sequences(snap.details.get("sequences", []), table_keys)
+    selected = _subset(entries, opts, tables, index_table, needed) if subset else entries
     per_table: dict[tuple[str, str], list[str]] = {}
     rest: list[str] = []
     for line in selected:
@@ -257,15 +374,41 @@ def _owning_table(
     return None
 
 
+def _needed_sequences(
+    sequences: list[dict[str, Any]], table_keys: set[tuple[str, str]]
+) -> set[tuple[str, str]] | None:
+    """The sequences the chosen tables own or call in their defaults; None when the
+    snapshot predates that record (then every sequence of their schemas comes along)."""
+    if any("used_by" not in s for s in sequences):
+        return None
+    chosen = {f"{schema}.{name}" for schema, name in table_keys}
+    return {
+        (s["schema"], s["name"])
+        for s in sequences
+        if s.get("owned_by") in chosen or chosen.intersection(s.get("used_by") or [])
+    }
+
+
 def _subset(
     entries: list[str],
     opts: RestoreOptions,
     tables: list[dict[str, Any]],
     index_table: dict[tuple[str, str], tuple[str, str]],
+    needed_sequences: set[tuple[str, str]] | None = None,
 ) -> list[str]:
-    """TOC entries of the chosen schemas/tables (with their indexes, constraints, triggers)."""
-    selected_schemas = {t["schema"] for t in tables} | set(opts.schemas or [])
+    """TOC entries of the chosen schemas/tables (with their indexes, constraints, triggers,
+    and the sequences, types and functions they depend on)."""
     table_keys = {(t["schema"], t["name"]) for t in tables}
+    selected_schemas = {t["schema"] for t in tables} | set(opts.schemas or [])
+    selected_schemas |= {schema for schema, _ in needed_sequences or ()}
+
+    def sequence_needed(schema: str, rest: str) -> bool:
+        name = rest.split(" ", 1)[0]
+        if needed_sequences is not None:
+            return (schema, name) in needed_sequences
+        # An older snapshot: serial columns' sequences are named <table>_<column>_seq.
+        return any(s == schema and name.startswith(f"{n}_") for s, n in table_keys)
+
     keep: list[str] = []
     for line in entries:
         body = _TOC_LINE.sub("", line)
@@ -280,7 +423,10 @@ def _subset(
         elif desc_schema is not None:
             desc, schema = desc_schema
             rest = body[len(desc) + len(schema) + 2 :]
-            if desc in ("TABLE", "SEQUENCE", "SEQUENCE OWNED BY", "DEFAULT"):
+            if desc in ("SEQUENCE", "SEQUENCE OWNED BY"):
+                if opts.tables is None or sequence_needed(schema, rest):
+                    keep.append(line)
+            elif desc in ("TABLE", "DEFAULT"):
                 if opts.tables is None or any(
                     rest.startswith(f"{n} ") for s, n in table_keys if s == schema
                 ):

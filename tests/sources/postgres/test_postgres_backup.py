@@ -86,6 +86,72 @@ def test_subset_restore_of_tables(pg_server, source_db, new_db_name, local_repo)
         assert fks == (1,)
 
 
+def _databases(pg_server) -> set[str]:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        return {r[0] for r in c.execute("SELECT datname FROM pg_database")}
+
+
+def test_clean_restore_of_a_table_with_a_serial_column_keeps_its_sequence(
+    pg_server, source_db, new_db_name, local_repo
+):
+    """The reported case: --clean --table public.users of a table with a serial id."""
+    with psycopg.connect(**source_db.connect_kwargs(), autocommit=True) as c:
+        c.execute("CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE)")
+        c.execute("CREATE TABLE papers (id bigint GENERATED ALWAYS AS IDENTITY, title text)")
+        c.execute("INSERT INTO users (email) SELECT 'u' || g FROM generate_series(1, 40) g")
+        c.execute("INSERT INTO papers (title) SELECT 't' || g FROM generate_series(1, 5) g")
+    snap = backup_database(local_repo, source_db)
+    users = {s["name"]: s for s in snap.details["sequences"]}["users_id_seq"]
+    assert users["owned_by"] == "public.users" and users["used_by"] == ["public.users"]
+    target = source_db.with_db(new_db_name)
+    restore_database(local_repo, snap, target)
+    with psycopg.connect(**target.connect_kwargs(), autocommit=True) as c:
+        c.execute("DELETE FROM users WHERE id > 10")
+    result = restore_database(
+        local_repo, snap, target, RestoreOptions(clean=True, tables=["public.users"])
+    )
+    assert result.row_counts == {"public.users": [40, 40]}
+    with psycopg.connect(**target.connect_kwargs(), autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM users").fetchone() == (40,)
+        # The sequence came along, owned by its column, at the backed-up value.
+        assert c.execute("INSERT INTO users (email) VALUES ('new') RETURNING id").fetchone() == (
+            41,
+        )
+        owned = c.execute("SELECT pg_get_serial_sequence('users', 'id')").fetchone()
+        assert owned == ("public.users_id_seq",)
+        # --clean replaced the database: the other table is not part of the subset.
+        assert c.execute("SELECT to_regclass('papers')").fetchone() == (None,)
+    assert not any("__restoring_" in d or "__replaced_" in d for d in _databases(pg_server))
+
+
+def test_a_failed_clean_restore_leaves_the_existing_database_as_it_was(
+    pg_server, source_db, new_db_name, local_repo, monkeypatch
+):
+    from sources.postgres import restore as restore_module
+
+    with psycopg.connect(**source_db.connect_kwargs(), autocommit=True) as c:
+        c.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        c.execute("INSERT INTO t SELECT generate_series(1, 100)")
+    snap = backup_database(local_repo, source_db)
+    target = source_db.with_db(new_db_name)
+    restore_database(local_repo, snap, target)
+    with psycopg.connect(**target.connect_kwargs(), autocommit=True) as c:
+        c.execute("CREATE TABLE precious (x text)")
+        c.execute("INSERT INTO precious VALUES ('only copy')")
+    before = _fp(pg_server, new_db_name)
+
+    def broken_load(*args, **kwargs):
+        raise SourceError("COPY failed: the disk is full")
+
+    monkeypatch.setattr(restore_module, "_load_table", broken_load)
+    with pytest.raises(SourceError, match="disk is full"):
+        restore_database(local_repo, snap, target, RestoreOptions(clean=True))
+    assert _fp(pg_server, new_db_name).diff(before) == []
+    with psycopg.connect(**target.connect_kwargs()) as c:
+        assert c.execute("SELECT x FROM precious").fetchall() == [("only copy",)]
+    assert not any("__restoring_" in d for d in _databases(pg_server))
+
+
 def test_failing_dump_gives_pg_message_and_no_snapshot(pg_server, source_db, local_repo):
     with psycopg.connect(**source_db.connect_kwargs(), autocommit=True) as c:
         c.execute("CREATE TABLE secret (x int)")
