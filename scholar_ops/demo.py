@@ -50,12 +50,13 @@ from pathlib import Path
 from typing import Any
 
 DEMO_REPOSITORY = "demo-repository"
-DEMO_TARGET = "demo-aischolar"
+# Target blocks are named as their snapshots and metrics are (the demo has its own Prefect home).
+DEMO_TARGET = "aischolar"
 DEMO_KEY_SECRET = "demo-master-key"
-DEMO_REDIS = "demo-redis"
-DEMO_REDIS_RESTORE = "demo-redis-restored"
-DEMO_CHROMA = "demo-chroma"
-DEMO_FILES = "demo-uploads"
+DEMO_REDIS = "aischolar-redis"
+DEMO_REDIS_RESTORE = "redis-restored"
+DEMO_CHROMA = "aischolar-chroma"
+DEMO_FILES = "uploads"
 DEMO_MONITORING = "demo-monitoring"
 COMPONENTS = ("postgres", "redis", "chroma", "files")
 # The source streams its RDB without the default 5 s wait for more replicas.
@@ -93,8 +94,6 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
     import psycopg
 
-    from blocks.chroma import ChromaTarget
-    from blocks.files import FilesTarget
     from blocks.monitoring import MonitoringSettings
     from blocks.redis import RedisTarget
     from flows.backup.catalog import backup_catalog
@@ -104,7 +103,7 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
     from flows.backup.verify import verify_repository
     from flows.monitoring.export_metrics import metrics_export
     from scholar_ops.cli import main as cli
-    from scholar_ops.pgcluster import throwaway_cluster
+    from scholar_ops.pgcluster import reachable_root, throwaway_cluster
     from scholar_ops.pushgateway import throwaway_pushgateway
     from scholar_ops.redisserver import throwaway_redis
     from scholar_ops.reports import human_bytes
@@ -118,7 +117,17 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
             throwaway_pushgateway(data_dir / "pushgateway", keep_data=True)
         )
         print(f"Pushgateway {gateway.url} (persistence file {gateway.persistence_file})")
-        pg = stack.enter_context(throwaway_cluster(data_dir / "postgres", keep_data=True))
+        pg_root = reachable_root(data_dir / "postgres")
+        if pg_root != data_dir / "postgres":
+            # Run as root, the server runs as `postgres`, which cannot enter a private
+            # checkout (root's home is mode 700): its data goes where it can, linked here.
+            shutil.rmtree(pg_root, ignore_errors=True)
+            (data_dir / "postgres").symlink_to(pg_root)
+            print(
+                f"PostgreSQL's data goes to {pg_root} (the postgres user cannot enter "
+                f"{data_dir}); {_shown(data_dir / 'postgres')} links there"
+            )
+        pg = stack.enter_context(throwaway_cluster(pg_root, keep_data=True))
         _step(f"PostgreSQL {pg.host}:{pg.port} (data in {pg.datadir})")
         source = pg.create_database("aischolar")
         t0 = time.perf_counter()
@@ -161,8 +170,8 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         )
 
         _step(
-            "scholar-ops setup (blocks: repository, master key Secret, PostgreSQL target; "
-            "Redis, Chroma and files targets)"
+            "scholar-ops setup (blocks: repository, master key Secret, the PostgreSQL, Redis, "
+            "Chroma and files targets)"
         )
         key_file = data_dir / "master.key"
         key_file.write_text(secrets.token_hex(32) + "\n")
@@ -173,16 +182,13 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
             "--master-key-file", str(key_file), "--master-key-secret", DEMO_KEY_SECRET,
             "--target", DEMO_TARGET, "--pg-host", pg.host, "--pg-port", str(pg.port),
             "--pg-database", "aischolar", "--pg-user", pg.user,
+            "--redis-target", DEMO_REDIS, "--redis-host", redis_src.host,
+            "--redis-port", str(redis_src.port),
+            "--chroma-target", DEMO_CHROMA, "--chroma-path", str(chroma_dir),
+            "--files", f"{DEMO_FILES}={uploads}",
         ])  # fmt: skip
         if rc != 0:
             return False
-        RedisTarget(host=redis_src.host, port=redis_src.port, label="aischolar-redis").save(
-            DEMO_REDIS, overwrite=True
-        )
-        ChromaTarget(path=str(chroma_dir), label="aischolar-chroma").save(
-            DEMO_CHROMA, overwrite=True
-        )
-        FilesTarget(path=str(uploads), label="uploads").save(DEMO_FILES, overwrite=True)
         MonitoringSettings(
             pushgateway_url=gateway.url,
             repository=DEMO_REPOSITORY,
@@ -191,7 +197,7 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
             chroma_targets=[DEMO_CHROMA],
             backup_interval_seconds=3600,
         ).save(DEMO_MONITORING, overwrite=True)
-        print(f"blocks {DEMO_REDIS}, {DEMO_CHROMA}, {DEMO_FILES} and {DEMO_MONITORING} saved")
+        print(f"block {DEMO_MONITORING} saved (the backups push their status there)")
         targets: dict[str, Any] = {
             "postgres_targets": [DEMO_TARGET],
             "redis_targets": [DEMO_REDIS],
@@ -262,7 +268,7 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         redis_dst = stack.enter_context(
             throwaway_redis(data_dir / "redis-restored", keep_data=True)
         )
-        RedisTarget(host=redis_dst.host, port=redis_dst.port, label="redis-restored").save(
+        RedisTarget(host=redis_dst.host, port=redis_dst.port).save(
             DEMO_REDIS_RESTORE, overwrite=True
         )
         into = redis_restore(target=DEMO_REDIS_RESTORE, repository=DEMO_REPOSITORY)

@@ -14,6 +14,7 @@ system temp dir rather than pytest's basetemp, because pytest keeps
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -155,6 +156,21 @@ def _check_reachable(root: Path, uid: int, gid: int) -> None:
                 f"PostgreSQL runs as user {PG_SUPERUSER!r} (uid {uid}), which cannot enter {d} "
                 f"(mode {st.st_mode & 0o777:o}): put the cluster elsewhere, or `chmod o+x {d}`"
             )
+
+
+def reachable_root(preferred: Path) -> Path:
+    """``preferred``, or, when the server would run as the ``postgres`` user and that user
+    cannot enter a directory above it (root's mode-700 home), a directory of its own
+    under the system's temporary directory, named after ``preferred``."""
+    prefix, uid, gid = _run_as_owner()
+    if uid is None or gid is None:
+        return preferred
+    try:
+        _check_reachable(preferred.parent, uid, gid)
+        return preferred
+    except RuntimeError:
+        digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"scholar-ops-pg-{digest}"
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -26,13 +26,16 @@ PROMTOOL = "/usr/bin/promtool"
 
 @pytest.fixture
 def demo_dir() -> Iterator[Path]:
-    """The demo's data directory, in a directory the postgres user can enter (run as
-    root, the cluster belongs to postgres: pytest's tmp_path is private to root)."""
+    """The demo's data directory inside a mode-700 directory, like a checkout in root's
+    home: run as root, the cluster belongs to `postgres`, which cannot enter it."""
     parent = Path(tempfile.mkdtemp(prefix="scholar-ops-demo-test-"))
-    parent.chmod(0o755)
+    parent.chmod(0o700)
     try:
         yield parent / "demo"
     finally:
+        link = parent / "demo" / "postgres"
+        if link.is_symlink():
+            shutil.rmtree(link.resolve(), ignore_errors=True)
         shutil.rmtree(parent, ignore_errors=True)
 
 
