@@ -162,7 +162,7 @@ def reachable_root(preferred: Path) -> Path:
     """``preferred``, or, when the server would run as the ``postgres`` user and that user
     cannot enter a directory above it (root's mode-700 home), a directory of its own
     under the system's temporary directory, named after ``preferred``."""
-    prefix, uid, gid = _run_as_owner()
+    _, uid, gid = _run_as_owner()
     if uid is None or gid is None:
         return preferred
     try:

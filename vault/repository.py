@@ -456,8 +456,8 @@ def load_key_sets(storage: Storage, master: MasterKey) -> dict[bytes, KeySet]:
             raise damaged[0]
         assert wrong is not None
         raise wrong
-    for e in damaged:  # the others open the repository; check reports these
-        log.warning("ignoring key object: %s", e)
+    for problem in damaged:  # the others open the repository; check reports these
+        log.warning("ignoring key object: %s", problem)
     return keys
 
 

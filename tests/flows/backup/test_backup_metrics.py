@@ -17,6 +17,7 @@ from blocks.repository import BackupRepository
 from flows.backup.full_backup import full_backup
 from flows.backup.incremental_backup import incremental_backup
 from flows.backup.run import BackupFailed
+from flows.backup.run import _backup_task as original_backup_task
 from monitoring import names
 from tests.fixtures.ports import free_port
 
@@ -125,3 +126,50 @@ def test_a_repository_that_does_not_open_is_a_failure_of_every_target(setup, pus
     assert (
         "configuration_error" in pushgateway.metrics()
     )  # the master key's Secret block is missing
+
+
+def test_two_postgres_targets_of_the_same_database_name_stay_apart(
+    prefect_harness, pg_server, pushgateway, tmp_path, monkeypatch
+):
+    """The reported case: a failing target `badpg` whose database is also `aischolar`
+    marked the healthy target failed (both were named after the database)."""
+    from blocks.postgres import PostgresTarget
+    from vault.crypto.keys import MasterKey
+    from vault.repository import Repository
+    from vault.storage import LocalStorage
+
+    sfx = uuid.uuid4().hex[:8]
+    db = f"aischolar_{sfx}"
+    pg_server.create_database(db)
+    key = f"pg-names-master-key-{sfx}"
+    Secret(value=SecretStr(key)).save(f"key-{sfx}")
+    BackupRepository(local_path=str(tmp_path / "repo"), master_key_secret=f"key-{sfx}").save(
+        f"repo-{sfx}"
+    )
+    good, bad = f"goodpg-{sfx}", f"badpg-{sfx}"
+    PostgresTarget(host=pg_server.host, port=pg_server.port, database=db,
+                   user=pg_server.user).save(good)  # fmt: skip
+    PostgresTarget(host=pg_server.host, port=1, database=db, user=pg_server.user,
+                   connect_timeout=2).save(bad)  # fmt: skip
+    monkeypatch.setenv(PUSHGATEWAY_URL_ENV, pushgateway.url)
+    monkeypatch.setattr("flows.backup.run._backup_task", _no_retries)
+    with pytest.raises(BackupFailed, match=f"postgres/{bad}"):
+        full_backup(postgres_targets=[good, bad], repository=f"repo-{sfx}", monitoring=None)
+
+    def status(target: str) -> float | None:
+        for fam in pushgateway.families().values():
+            for s in fam.samples:
+                if (s.name == names.BACKUP_LAST_STATUS and s.labels.get("job") == names.JOB_BACKUP
+                        and s.labels.get("target") == target):  # fmt: skip
+                    return s.value
+        return None
+
+    assert (status(good), status(bad), status(db)) == (1, 0, None)
+    snaps = Repository.open(LocalStorage(tmp_path / "repo"), MasterKey.from_string(key)).snapshots()
+    assert [(s.component, s.target) for s in snaps] == [("postgres", good)]
+    pg_server.drop_database(db)
+
+
+def _no_retries(component: str):
+    """The component's backup task without its connection retries (a refused port)."""
+    return original_backup_task(component).with_options(retries=0)
