@@ -784,10 +784,11 @@ def _plan(
             hints.append("deploy it first (`prefect deploy --all`)")
         if any("Webhook block" in m for ms in missing.values() for m in ms):
             hints.append("pass the AlertManager URL (--alertmanager-url) to create the block")
-        raise MissingReferenceError(
-            f"not found on the Prefect API at {api}:\n  "
-            + "\n  ".join(lines)
-            + f"\n{'; '.join(hints)}, or pass --skip-missing to leave these automations out"
+        raise MissingReferenceError(  # one line: the command line shows the first
+            f"not found on the Prefect API at {api}: "
+            + "; ".join(lines)
+            + f". {'; '.join(hints).capitalize()}, or pass --skip-missing to leave these "
+            "automations out"
         )
 
     # 2. Existing automations by name; a name held twice is ambiguous.

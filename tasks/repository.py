@@ -13,6 +13,7 @@ from blocks.secrets import load_master_key
 from scholar_ops.reports import catalog_row
 from tasks.common import load_repository, retry_if_transient
 from vault.checker import check
+from vault.known import default_state_dir
 from vault.prune import RetentionPolicy, prune_by_policy
 
 _RETRY: dict[str, Any] = {
@@ -62,7 +63,10 @@ def list_snapshots(
 def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
     logger = get_run_logger()
     repo = load_repository(repository).open()
-    report = check(repo, read_data=read_data)
+    # This worker remembers the snapshots it saw: one vanishing later is reported.
+    report = check(repo, read_data=read_data, known_state=default_state_dir())
+    for notice in report.notices:
+        logger.warning("%s", notice)
     result = asdict(report)
     result["problems"] = [str(p) for p in report.problems]
     result["ok"] = report.ok
@@ -81,7 +85,13 @@ def apply_retention(
     repository: str, policy: dict[str, int], dry_run: bool = False
 ) -> dict[str, Any]:
     repo = load_repository(repository).open()
-    report = prune_by_policy(repo, RetentionPolicy(**policy), dry_run=dry_run, wait=600)
+    report = prune_by_policy(
+        repo,
+        RetentionPolicy(**policy),
+        dry_run=dry_run,
+        wait=600,
+        on_wait=get_run_logger().warning,  # in the run's log: who holds the lock
+    )
     return asdict(report)
 
 

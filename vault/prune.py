@@ -9,7 +9,7 @@ point leaves extra objects, never a snapshot with missing data.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -115,6 +115,7 @@ def forget_and_prune(
     *,
     dry_run: bool = False,
     wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> PruneReport:
     """Delete the given snapshots, then every pack no remaining snapshot needs.
 
@@ -123,7 +124,7 @@ def forget_and_prune(
     snapshots that were forgotten before and are present again are deleted too.
     """
     report = PruneReport(dry_run=dry_run)
-    with repo.lock("prune", exclusive=True, wait=wait):
+    with repo.lock("prune", exclusive=True, wait=wait, on_wait=on_wait):
         ids = set(repo.snapshot_ids())
         forget_ids = list(forget_ids)
         for sid in forget_ids:
@@ -187,7 +188,14 @@ def forget_and_prune(
 
 
 def prune_by_policy(
-    repo: Repository, policy: RetentionPolicy, *, dry_run: bool = False, wait: float = 0.0
+    repo: Repository,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> PruneReport:
     _, forget = apply_policy(repo.snapshots(), policy)
-    return forget_and_prune(repo, [s.backup_id for s in forget], dry_run=dry_run, wait=wait)
+    return forget_and_prune(
+        repo, [s.backup_id for s in forget], dry_run=dry_run, wait=wait, on_wait=on_wait
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,8 +193,15 @@ class Repository:
 
     # -- locks ----------------------------------------------------------------
 
-    def lock(self, operation: str, exclusive: bool = False, wait: float = 0.0) -> Lock:
-        return Lock(self.storage, self, operation, exclusive, wait=wait)
+    def lock(
+        self,
+        operation: str,
+        exclusive: bool = False,
+        wait: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Lock:
+        """A lock on this repository (not yet acquired); ``on_wait`` hears who it waits for."""
+        return Lock(self.storage, self, operation, exclusive, wait=wait, on_wait=on_wait)
 
     def locks(self) -> LockListing:
         return list_locks(self.storage, self)

@@ -135,3 +135,27 @@ def test_saved_targets_round_trip(prefect_harness):
     assert RedisTarget.load_sync(f"r-{suffix}").conninfo().password == PASSWORD
     assert ChromaTarget.load_sync(f"c-{suffix}").collections == ["a", "b"]
     assert FilesTarget.load_sync(f"f-{suffix}").exclude == ["*.tmp"]
+
+
+def test_targets_are_named_after_their_block_and_remember_the_earlier_default(prefect_harness):
+    import uuid
+
+    from blocks.files import FilesTarget
+    from blocks.postgres import PostgresTarget
+    from blocks.redis import RedisTarget
+
+    sfx = uuid.uuid4().hex[:6]
+    pg = PostgresTarget(database="aischolar")
+    assert pg.target_name == "aischolar" and pg.earlier_target_names == []  # unsaved
+    pg.save(f"pg-{sfx}")
+    loaded = PostgresTarget.load_sync(f"pg-{sfx}")
+    assert loaded.target_name == f"pg-{sfx}" and loaded.earlier_target_names == ["aischolar"]
+    labelled = PostgresTarget(database="aischolar", label="main-db")
+    labelled.save(f"pg2-{sfx}")
+    assert PostgresTarget.load_sync(f"pg2-{sfx}").target_name == "main-db"
+    assert PostgresTarget.load_sync(f"pg2-{sfx}").earlier_target_names == []
+    RedisTarget(port=6380).save(f"redis-{sfx}")
+    assert RedisTarget.load_sync(f"redis-{sfx}").earlier_target_names == ["127.0.0.1:6380"]
+    FilesTarget(path="/srv/uploads").save(f"files-{sfx}")
+    files = FilesTarget.load_sync(f"files-{sfx}")
+    assert (files.target_name, files.earlier_target_names) == (f"files-{sfx}", ["/srv/uploads"])

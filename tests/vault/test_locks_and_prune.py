@@ -237,3 +237,22 @@ def test_find_snapshot_by_id_checks_the_component(repo):
     assert repo.find_snapshot(snap.backup_id[:8], component="redis").backup_id == snap.backup_id
     with pytest.raises(SnapshotNotFound, match=r"is a redis backup .*not a chroma one"):
         repo.find_snapshot(snap.backup_id[:8], component="chroma")
+
+
+def test_latest_falls_back_to_a_targets_earlier_name_until_its_first_new_snapshot(repo):
+    old = backup_stream(repo, io.BytesIO(b"old naming" * 100), component="postgres", target="db")
+    found = repo.find_snapshot(
+        "latest", component="postgres", target="pg-block", earlier_targets=["db"]
+    )
+    assert found.backup_id == old.backup_id
+    new = backup_stream(
+        repo, io.BytesIO(b"new naming" * 100), component="postgres", target="pg-block"
+    )
+    again = repo.find_snapshot(
+        "latest", component="postgres", target="pg-block", earlier_targets=["db"]
+    )
+    assert again.backup_id == new.backup_id
+    from vault.errors import SnapshotNotFound
+
+    with pytest.raises(SnapshotNotFound):
+        repo.find_snapshot("latest", component="postgres", target="other")

@@ -86,4 +86,4 @@ def test_a_failing_target_fails_the_run_but_keeps_the_others(blocks, monkeypatch
             postgres_targets=[blocks["target"], blocks["bad"]], repository=blocks["repo"]
         )
     catalog = backup_catalog(repository=blocks["repo"])
-    assert len(catalog) == 1 and catalog[0]["target"] == blocks["db"]
+    assert len(catalog) == 1 and catalog[0]["target"] == blocks["target"]  # named after its block

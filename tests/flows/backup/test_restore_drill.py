@@ -99,7 +99,7 @@ def app(prefect_harness, pg_server, pushgateway, tmp_path):
                 "file_targets": [f"files-{sfx}"],
             },
             "labels": {
-                "postgres": db,
+                "postgres": f"pg-{sfx}",  # an unlabelled target: its block name
                 "redis": f"cache-{sfx}",
                 "chroma": f"vectors-{sfx}",
                 "files": f"uploads-{sfx}",
