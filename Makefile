@@ -10,7 +10,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-MYPY_PATHS := vault sources monitoring blocks tasks flows scholar_ops tests
+MYPY_PATHS := scholar_ops blocks tasks flows tests bench
 PYTEST_ARGS ?=
 
 .PHONY: help deps system-deps uv sync test pytest lint typecheck fmt demo bench clean

@@ -1,6 +1,6 @@
 """Time from a failed backup to its notification, with the test configuration.
 
-Runs the end-to-end alerting test (tests/monitoring/test_alerting_e2e.py: a real
+Runs the end-to-end alerting test (tests/scholar_ops/monitoring/test_alerting_e2e.py: a real
 Pushgateway, Prometheus with 1 s scrape and evaluation intervals, AlertManager with a
 1 s group_wait, an SMTP sink and a webhook receiver, the Prefect test harness) --runs
 times and reports what it measured: failure -> webhook, failure -> email, a failed flow
@@ -38,7 +38,7 @@ def main() -> int:
         for i in range(args.runs):
             proc = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 "tests/monitoring/test_alerting_e2e.py"],
+                 "tests/scholar_ops/monitoring/test_alerting_e2e.py"],
                 cwd=ROOT,
                 env={**os.environ, "SCHOLAR_OPS_ALERT_LATENCY_OUT": str(out)},
                 capture_output=True,

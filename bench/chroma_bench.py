@@ -60,9 +60,9 @@ def _peak_rss_mb() -> float:
 
 
 def _repo(workdir: Path, create: bool = False) -> Any:
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import LocalStorage
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import LocalStorage
 
     storage = LocalStorage(workdir / "repo")
     master = MasterKey.from_string(MASTER_KEY)
@@ -75,7 +75,7 @@ def _repo(workdir: Path, create: bool = False) -> Any:
 def child_generate(workdir: Path, records: int, batch: int, seed: int) -> dict[str, Any]:
     import numpy as np
 
-    from sources.chroma.conninfo import ChromaSource
+    from scholar_ops.sources.chroma.conninfo import ChromaSource
 
     _repo(workdir, create=True)
     client = ChromaSource.embedded(workdir / "source").client()
@@ -114,8 +114,8 @@ def child_generate(workdir: Path, records: int, batch: int, seed: int) -> dict[s
 
 
 def child_backup(workdir: Path, mode: str, port: int | None, batch: int) -> dict[str, Any]:
-    from sources.chroma.conninfo import ChromaSource
-    from sources.chroma.dump import backup_chroma
+    from scholar_ops.sources.chroma.conninfo import ChromaSource
+    from scholar_ops.sources.chroma.dump import backup_chroma
 
     repo = _repo(workdir)
     if mode == "server":
@@ -146,8 +146,8 @@ def child_backup(workdir: Path, mode: str, port: int | None, batch: int) -> dict
 def child_restore(
     workdir: Path, mode: str, port: int | None, snapshot: str, batch: int
 ) -> dict[str, Any]:
-    from sources.chroma.conninfo import ChromaSource
-    from sources.chroma.restore import restore_chroma, restore_chroma_physical
+    from scholar_ops.sources.chroma.conninfo import ChromaSource
+    from scholar_ops.sources.chroma.restore import restore_chroma, restore_chroma_physical
 
     repo = _repo(workdir)
     snap = repo.load_snapshot(snapshot)

@@ -42,10 +42,10 @@ TARGET_S = 1.0
 
 def make_repositories(work: Path, n: int) -> dict[str, str]:
     from scholar_ops.cli.direct import Profile
-    from vault.archiver import backup_stream
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import LocalStorage
+    from scholar_ops.vault.archiver import backup_stream
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import LocalStorage
 
     key_file = work / "master.key"
     key_file.write_text(KEY + "\n")

@@ -8,7 +8,7 @@ side, after a warm-up dump that loads it into the page cache, by:
   fc_enc     pg_dump -Fc | openssl enc -aes-256-cbc > file      (a hand-written backup)
   zstd_enc   pg_dump -Fp | zstd -3 -T0 | openssl enc -aes-256-cbc > file
   restic     pg_dump -Fp | restic backup --stdin                (fresh repository, v2, auto compression)
-  ours       sources.postgres.dump.backup_database, full, into a fresh local repository
+  ours       scholar_ops.sources.postgres.dump.backup_database, full, into a fresh local repository
 
 Each is timed (wall) with the peak RSS of its process tree (sum over the tree,
 sampled every 100 ms; the PostgreSQL server is not counted) and the CPU seconds of
@@ -308,12 +308,12 @@ def dir_bytes(path: Path) -> int:
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
-    from sources.postgres.conninfo import PgConnInfo
-    from sources.postgres.dump import DumpOptions, backup_database
-    from sources.postgres.restore import RestoreOptions, restore_database
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import LocalStorage
+    from scholar_ops.sources.postgres.conninfo import PgConnInfo
+    from scholar_ops.sources.postgres.dump import DumpOptions, backup_database
+    from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import LocalStorage
 
     repo = Repository.open(LocalStorage(spec["repo"]), MasterKey.from_string(MASTER_KEY))
     conn = PgConnInfo(**spec["conn"])
@@ -421,7 +421,7 @@ class Bench:
         }
 
     def env(self, dbname: str = SOURCE_DB, **extra: str) -> dict[str, str]:
-        from sources.postgres.conninfo import PgConnInfo
+        from scholar_ops.sources.postgres.conninfo import PgConnInfo
 
         env = PgConnInfo(**self.conn_kwargs(dbname)).env()
         env.update(extra)
@@ -593,9 +593,9 @@ class Bench:
         """Full backups, each method ``repeat`` times in interleaved rounds (fresh
         repositories every round); the median run is reported. The hand-written
         ``pg_dump -Fc | openssl`` runs once: at 4-5x the floor it is nowhere near a target."""
-        from vault.crypto.keys import MasterKey
-        from vault.repository import Repository
-        from vault.storage import LocalStorage
+        from scholar_ops.vault.crypto.keys import MasterKey
+        from scholar_ops.vault.repository import Repository
+        from scholar_ops.vault.storage import LocalStorage
 
         pg_dump = self.tool("pg_dump")
         self.measure("warmup", shell(f"{pg_dump} -Fc -Z0 > /dev/null"))

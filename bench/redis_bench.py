@@ -5,7 +5,7 @@ cache-like data (pipelined SETs of 1-10 KB values, half random bytes, half text;
 plus hashes of 100 fields and sorted sets of 1,000 members, ~10% of the bytes).
 Then a child process (so that its peak RSS is its own) runs, against it:
 
-  backup        sources.redis.dump.backup_redis, full, into a fresh local repository
+  backup        scholar_ops.sources.redis.dump.backup_redis, full, into a fresh local repository
   incremental   after 1% of the string keys are rewritten: a second backup (stored bytes)
   rdb restore   restore_redis_rdb: the RDB back into a file
   restore into  restore_redis_into an empty running server (existing="fail"): a
@@ -86,12 +86,12 @@ def child(
 ) -> dict[str, object]:
     import redis
 
-    from sources.redis.conninfo import RedisConnInfo
-    from sources.redis.dump import backup_redis
-    from sources.redis.restore import restore_redis_into, restore_redis_rdb
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import LocalStorage
+    from scholar_ops.sources.redis.conninfo import RedisConnInfo
+    from scholar_ops.sources.redis.dump import backup_redis
+    from scholar_ops.sources.redis.restore import restore_redis_into, restore_redis_rdb
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import LocalStorage
 
     repo = Repository.init(
         LocalStorage(Path(workdir) / "repo"),

@@ -30,11 +30,11 @@ MB = 1 << 20
 
 def child(size_mib: int, workdir: str, compression: str, level: int | None) -> dict[str, object]:
     from scholar_ops.datagen import CompareSink, GeneratedStream
-    from vault.archiver import backup_stream
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.restorer import Restorer
-    from vault.storage import LocalStorage
+    from scholar_ops.vault.archiver import backup_stream
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.restorer import Restorer
+    from scholar_ops.vault.storage import LocalStorage
 
     size = size_mib * MB
     storage = LocalStorage(Path(workdir) / "repo")

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from blocks.base import StrictBlock
 from blocks.secrets import read_string_secret
-from sources.chroma.conninfo import DEFAULT_DATABASE, DEFAULT_TENANT, ChromaSource
+from scholar_ops.sources.chroma.conninfo import DEFAULT_DATABASE, DEFAULT_TENANT, ChromaSource
 
 
 class ChromaTarget(StrictBlock):

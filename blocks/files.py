@@ -1,7 +1,7 @@
 """``FilesTarget``: a directory tree to back up (uploaded files, configuration).
 
 Paths, permissions, modification times, owners and symlinks are kept. ``include``
-and ``exclude`` are gitignore-like patterns (see ``sources.files.patterns``);
+and ``exclude`` are gitignore-like patterns (see ``scholar_ops.sources.files.patterns``);
 exclude wins. Files whose size and modification time match the previous snapshot
 of the same target are not read again.
 """
@@ -13,7 +13,7 @@ import os
 from pydantic import Field, field_validator
 
 from blocks.base import StrictBlock
-from vault.errors import ConfigError
+from scholar_ops.vault.errors import ConfigError
 
 
 class FilesTarget(StrictBlock):
@@ -61,7 +61,7 @@ class FilesTarget(StrictBlock):
     @field_validator("include", "exclude")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        from sources.files.patterns import compile_pattern
+        from scholar_ops.sources.files.patterns import compile_pattern
 
         patterns = [v.strip() for v in value if v.strip()]
         for p in patterns:

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from blocks.base import StrictBlock
 from blocks.secrets import read_string_secret
-from sources.postgres.conninfo import PgConnInfo
+from scholar_ops.sources.postgres.conninfo import PgConnInfo
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from blocks.base import StrictBlock
 from blocks.secrets import read_string_secret
-from sources.redis.conninfo import RedisConnInfo
+from scholar_ops.sources.redis.conninfo import RedisConnInfo
 
 
 class RedisTarget(StrictBlock):

@@ -25,13 +25,13 @@ from pydantic import Field, field_validator, model_validator
 from blocks.base import StrictBlock
 from blocks.secrets import load_master_key
 from blocks.storage import storage_from_s3_bucket
-from vault.errors import RepositoryExists, RepositoryNotFound
-from vault.storage import open_storage
+from scholar_ops.vault.errors import RepositoryExists, RepositoryNotFound
+from scholar_ops.vault.storage import open_storage
 
 if TYPE_CHECKING:
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import Storage
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import Storage
 
 log = logging.getLogger("blocks.repository")
 
@@ -149,7 +149,7 @@ class BackupRepository(StrictBlock):
 
         A new repository gets this block's compression, level and pack size.
         """
-        from vault.repository import Repository
+        from scholar_ops.vault.repository import Repository
 
         storage = self.storage()
         master = self.master_key()

@@ -11,8 +11,8 @@ from typing import cast
 
 from prefect.blocks.system import Secret
 
-from vault.crypto.keys import MasterKey
-from vault.errors import ConfigError
+from scholar_ops.vault.crypto.keys import MasterKey
+from scholar_ops.vault.errors import ConfigError
 
 
 def master_key_from_secret(secret: Secret) -> MasterKey:  # type: ignore[type-arg,unused-ignore]

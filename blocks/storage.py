@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vault.storage import RetryingStorage, S3Storage
+from scholar_ops.vault.storage import RetryingStorage, S3Storage
 
 if TYPE_CHECKING:
     from prefect_aws import S3Bucket

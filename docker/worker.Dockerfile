@@ -22,14 +22,12 @@ WORKDIR /opt/scholar-ops
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-dev --no-install-project
 
-# the packages of [tool.hatch.build.targets.wheel] and the Prefect project files
-COPY vault ./vault
-COPY sources ./sources
-COPY monitoring ./monitoring
+# the installed package (scholar_ops: engine, command line) and the Prefect project
+# that deployments run from (blocks, tasks, flows, deployments.yaml, automations.yaml)
+COPY scholar_ops ./scholar_ops
 COPY blocks ./blocks
 COPY tasks ./tasks
 COPY flows ./flows
-COPY scholar_ops ./scholar_ops
 COPY deployments.yaml automations.yaml ./
 RUN uv sync --locked --no-dev
 

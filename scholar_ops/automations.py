@@ -63,7 +63,8 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ValidationError
 
 from scholar_ops.automation_defaults import DEFAULT_FILE, DEFAULT_WEBHOOK_BLOCK
-from vault.errors import ConfigError
+from scholar_ops.project import project_root
+from scholar_ops.vault.errors import ConfigError
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -902,9 +903,11 @@ def list_automations(
 
 
 def default_file() -> Path:
-    """``automations.yaml`` in the working directory, else the one next to this package."""
+    """``automations.yaml`` in the working directory, else the Prefect project's."""
     here = Path(DEFAULT_FILE)
     if here.exists():
         return here
-    beside = Path(__file__).resolve().parent.parent / DEFAULT_FILE
-    return beside if beside.exists() else here
+    try:
+        return project_root() / DEFAULT_FILE
+    except ConfigError:
+        return here

@@ -109,7 +109,7 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
     from scholar_ops.reports import human_bytes
     from scholar_ops.sample import aischolar, appdata
     from scholar_ops.sample.fingerprint import database_fingerprint
-    from sources.chroma.conninfo import ChromaSource
+    from scholar_ops.sources.chroma.conninfo import ChromaSource
 
     chroma_dir, uploads = data_dir / "chroma", data_dir / "uploads"
     with ExitStack() as stack:
@@ -420,7 +420,7 @@ def _prometheus_config(pushgateway: str) -> str:
     and fire ScholarOpsServiceDown), the production rules, 15 s intervals."""
     import yaml
 
-    from monitoring.alerting_config import (
+    from scholar_ops.monitoring.alerting_config import (
         JOB_ALERTMANAGER,
         default_rule_files,
         render_prometheus_config,
@@ -437,7 +437,8 @@ def _prometheus_config(pushgateway: str) -> str:
     text: str = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=1000)
     return (
         "# Written by `make demo`: docker/prometheus/prometheus.yml scraping the demo's\n"
-        "# Pushgateway, with the production alert rules (monitoring.alerting_config).\n" + text
+        "# Pushgateway, with the production alert rules (scholar_ops.monitoring.alerting_config).\n"
+        + text
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vault.snapshot import Snapshot
+from scholar_ops.vault.snapshot import Snapshot
 
 
 def human_bytes(n: float) -> str:

@@ -7,9 +7,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from sources.chroma.conninfo import ChromaSource
-from sources.chroma.dump import backup_chroma
-from sources.chroma.restore import Existing, restore_chroma, restore_chroma_physical
+from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.dump import backup_chroma
+from scholar_ops.sources.chroma.restore import Existing, restore_chroma, restore_chroma_physical
+from scholar_ops.vault.errors import ConfigError
+from scholar_ops.vault.snapshot import BackupType
 from tasks.common import (
     BACKUP_TASK_OPTIONS,
     RESTORE_TASK_OPTIONS,
@@ -17,8 +19,6 @@ from tasks.common import (
     load_repository,
     run_backup_into,
 )
-from vault.errors import ConfigError
-from vault.snapshot import BackupType
 
 
 @task(name="backup-chroma", task_run_name="backup chroma {target}", **BACKUP_TASK_OPTIONS)

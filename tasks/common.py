@@ -15,13 +15,13 @@ from blocks.files import FilesTarget
 from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
-from monitoring.push import PushError
+from scholar_ops.monitoring.push import PushError
 from scholar_ops.reports import human_bytes, snapshot_summary
+from scholar_ops.vault.archiver import Progress
+from scholar_ops.vault.errors import ConfigError, SourceError, TransientStorageError
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import BackupType, Snapshot
 from tasks.progress import reported_progress
-from vault.archiver import Progress
-from vault.errors import ConfigError, SourceError, TransientStorageError
-from vault.repository import Repository
-from vault.snapshot import BackupType, Snapshot
 
 B = TypeVar("B", bound=StrictBlock)
 

@@ -1,4 +1,4 @@
-"""Tasks: one restore drill of one target (sources.drill does the work).
+"""Tasks: one restore drill of one target (scholar_ops.sources.drill does the work).
 
 Each task loads the repository and the target block, drills the latest snapshot of
 the block's ``target_name`` and returns ``DrillResult.summary()`` (ok False with the
@@ -14,7 +14,15 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from sources.drill import DrillResult, drill_chroma, drill_files, drill_postgres, drill_redis
+from scholar_ops.sources.drill import (
+    DrillResult,
+    drill_chroma,
+    drill_files,
+    drill_postgres,
+    drill_redis,
+)
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
 from tasks.common import (
     RESTORE_TASK_OPTIONS,
     load_chroma_target,
@@ -23,8 +31,6 @@ from tasks.common import (
     load_redis_target,
     load_repository,
 )
-from vault.repository import Repository
-from vault.snapshot import Snapshot
 
 #: Most a PostgreSQL drill's pg_restore and COPY may take in all.
 POSTGRES_DRILL_TIMEOUT_S = 6 * 3600.0

@@ -7,8 +7,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from sources.files.backup import backup_files
-from sources.files.restore import restore_files
+from scholar_ops.sources.files.backup import backup_files
+from scholar_ops.sources.files.restore import restore_files
+from scholar_ops.vault.snapshot import BackupType
 from tasks.common import (
     BACKUP_TASK_OPTIONS,
     RESTORE_TASK_OPTIONS,
@@ -16,7 +17,6 @@ from tasks.common import (
     load_repository,
     run_backup_into,
 )
-from vault.snapshot import BackupType
 
 
 @task(

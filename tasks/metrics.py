@@ -20,18 +20,19 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.monitoring import DEFAULT_MONITORING_BLOCK, PUSHGATEWAY_URL_ENV, MonitoringSettings
-from monitoring import names
-from monitoring.backup_status import backup_status_groups, split_key
-from monitoring.collectors import Collected, Collector, CollectorOutcome, run_collectors
-from monitoring.collectors.app import probe
-from monitoring.collectors.backups import collect_backups
-from monitoring.collectors.chroma import collect_chroma
-from monitoring.collectors.postgres import collect_postgres
-from monitoring.collectors.redis import collect_redis
-from monitoring.collectors.system import collect_system
-from monitoring.drill_status import drill_status_groups
-from monitoring.push import PushError, gateway_display, push_group
-from monitoring.samples import MetricGroup, Sample, gauge
+from scholar_ops.monitoring import names
+from scholar_ops.monitoring.backup_status import backup_status_groups, split_key
+from scholar_ops.monitoring.collectors import Collected, Collector, CollectorOutcome, run_collectors
+from scholar_ops.monitoring.collectors.app import probe
+from scholar_ops.monitoring.collectors.backups import collect_backups
+from scholar_ops.monitoring.collectors.chroma import collect_chroma
+from scholar_ops.monitoring.collectors.postgres import collect_postgres
+from scholar_ops.monitoring.collectors.redis import collect_redis
+from scholar_ops.monitoring.collectors.system import collect_system
+from scholar_ops.monitoring.drill_status import drill_status_groups
+from scholar_ops.monitoring.push import PushError, gateway_display, push_group
+from scholar_ops.monitoring.samples import MetricGroup, Sample, gauge
+from scholar_ops.vault.errors import ConfigError
 from tasks.common import (
     load_chroma_target,
     load_files_target,
@@ -40,7 +41,6 @@ from tasks.common import (
     load_repository,
     retry_if_transient,
 )
-from vault.errors import ConfigError
 
 _PUSH_RETRY: dict[str, Any] = {
     "retries": 2,
@@ -211,7 +211,7 @@ def push_backup_status_safely(
 @task(name="push-drill-status", timeout_seconds=120, cache_policy=NO_CACHE)
 def push_drill_status(monitoring: str | None, outcomes: list[dict[str, Any]]) -> int:
     """Push each drilled target's status (job scholar-ops-drill; see
-    monitoring.drill_status); returns the number of groups pushed: 0 when monitoring is
+    scholar_ops.monitoring.drill_status); returns the number of groups pushed: 0 when monitoring is
     not configured or the push failed (a warning: the drill's result never depends on
     the Pushgateway)."""
     settings = load_monitoring(monitoring)
@@ -335,7 +335,7 @@ def build_collectors(settings: MonitoringSettings) -> list[Collector]:
             storage, master = block.storage(), block.master_key()
 
             def collect() -> list[Sample]:
-                from vault.repository import Repository
+                from scholar_ops.vault.repository import Repository
 
                 return collect_backups(Repository.open(storage, master))
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from sources.postgres.dump import backup_database
-from sources.postgres.restore import RestoreOptions, restore_database
+from scholar_ops.sources.postgres.dump import backup_database
+from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
+from scholar_ops.vault.snapshot import BackupType
 from tasks.common import (
     BACKUP_TASK_OPTIONS,
     RESTORE_TASK_OPTIONS,
@@ -17,7 +18,6 @@ from tasks.common import (
     load_repository,
     run_backup_into,
 )
-from vault.snapshot import BackupType
 
 
 @task(name="backup-postgres", task_run_name="backup {target}", **BACKUP_TASK_OPTIONS)

@@ -12,7 +12,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from scholar_ops import progress as terminal
-from vault.archiver import Progress
+from scholar_ops.vault.archiver import Progress
 
 
 @contextmanager

@@ -8,13 +8,15 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from sources.redis.dump import backup_redis
-from sources.redis.restore import (
+from scholar_ops.sources.redis.dump import backup_redis
+from scholar_ops.sources.redis.restore import (
     ExistingMode,
     restore_redis_into,
     restore_redis_rdb,
     verify_redis_rdb,
 )
+from scholar_ops.vault.errors import ConfigError
+from scholar_ops.vault.snapshot import BackupType
 from tasks.common import (
     BACKUP_TASK_OPTIONS,
     RESTORE_TASK_OPTIONS,
@@ -22,8 +24,6 @@ from tasks.common import (
     load_repository,
     run_backup_into,
 )
-from vault.errors import ConfigError
-from vault.snapshot import BackupType
 
 
 @task(name="backup-redis", task_run_name="backup redis {target}", **BACKUP_TASK_OPTIONS)

@@ -11,10 +11,10 @@ from prefect.tasks import exponential_backoff
 
 from blocks.secrets import load_master_key
 from scholar_ops.reports import catalog_row
+from scholar_ops.vault.checker import check
+from scholar_ops.vault.known import default_state_dir
+from scholar_ops.vault.prune import RetentionPolicy, prune_by_policy
 from tasks.common import load_repository, retry_if_transient
-from vault.checker import check
-from vault.known import default_state_dir
-from vault.prune import RetentionPolicy, prune_by_policy
 
 _RETRY: dict[str, Any] = {
     "retries": 3,

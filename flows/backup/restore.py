@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow
 
-from sources.chroma.restore import Existing
-from sources.redis.restore import ExistingMode
+from scholar_ops.sources.chroma.restore import Existing
+from scholar_ops.sources.redis.restore import ExistingMode
 from tasks.artifacts import publish_restore_report
 from tasks.chroma import restore_chroma_target
 from tasks.files import restore_files_target

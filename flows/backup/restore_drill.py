@@ -19,7 +19,7 @@ from prefect.futures import PrefectFuture
 
 from blocks.monitoring import DEFAULT_MONITORING_BLOCK
 from flows.backup.run import COMPONENTS, component_targets
-from monitoring.drill_status import drill_failure_reason
+from scholar_ops.monitoring.drill_status import drill_failure_reason
 from tasks.artifacts import publish_drill_report
 from tasks.drill import (
     drill_chroma_target,

@@ -13,7 +13,8 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
-from monitoring.backup_status import failure_reason
+from scholar_ops.monitoring.backup_status import failure_reason
+from scholar_ops.vault.snapshot import BackupType
 from tasks.artifacts import publish_backup_report, publish_catalog
 from tasks.chroma import backup_chroma_target
 from tasks.files import backup_files_target
@@ -21,7 +22,6 @@ from tasks.metrics import push_backup_status_safely
 from tasks.postgres import backup_postgres
 from tasks.redis import backup_redis_target
 from tasks.repository import list_snapshots, open_repository
-from vault.snapshot import BackupType
 
 COMPONENTS = ("postgres", "redis", "chroma", "files")
 

@@ -22,6 +22,7 @@ Exit codes: 0 success; 1 the operation failed (a backup, restore, drill or check
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -32,10 +33,13 @@ from scholar_ops.cli import automations, backup, metrics, repository, restore, s
 from scholar_ops.cli.common import (
     DEFAULT_REPOSITORY,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     env,
     first_line,
 )
 from scholar_ops.cli.errors import exit_code
+from scholar_ops.project import HOME_ENV, import_project
+from scholar_ops.vault.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -86,12 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scholar_ops import progress
 
     progress.enable(sys.stderr.isatty())
+    with contextlib.suppress(ConfigError):
+        import_project()  # flows, tasks, blocks; the verbs that read the repository need none
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as e:
+        if args.debug or e.name not in ("flows", "tasks", "blocks"):
+            raise
+        print(
+            f"scholar-ops {args.verb}: the Prefect project ({e.name}/) is not importable: run "
+            f"from the scholar-ops checkout or set {HOME_ENV} to it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except Exception as e:
         if args.debug:
             raise

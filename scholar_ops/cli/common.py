@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from vault.errors import ConfigError
+from scholar_ops.vault.errors import ConfigError
 
 DEFAULT_REPOSITORY = "scholar-ops-repository"
 DEFAULT_MASTER_SECRET = "scholar-ops-master-key"

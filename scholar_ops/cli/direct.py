@@ -33,10 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.crypto.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
-from vault.errors import ConfigError, RepositoryNotFound, WrongKey
-from vault.repository import Repository, load_key_sets
-from vault.storage import Storage, open_storage
+from scholar_ops.vault.crypto.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
+from scholar_ops.vault.errors import ConfigError, RepositoryNotFound, WrongKey
+from scholar_ops.vault.repository import Repository, load_key_sets
+from scholar_ops.vault.storage import Storage, open_storage
 
 CONFIG_DIR_ENV = "SCHOLAR_OPS_CONFIG_DIR"
 REPOSITORY_BLOCK_SLUG = "scholar-ops-backup-repository"

@@ -9,7 +9,7 @@ error it failed with.
 from __future__ import annotations
 
 from scholar_ops.cli.common import EXIT_DAMAGED, EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE
-from vault.errors import (
+from scholar_ops.vault.errors import (
     ConfigError,
     IntegrityError,
     RepositoryLocked,

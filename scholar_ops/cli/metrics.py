@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from scholar_ops.cli.common import COMPONENTS, DEFAULT_MONITORING, EXIT_OK
-from vault.errors import ConfigError
+from scholar_ops.vault.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -48,8 +48,8 @@ def cmd_metrics_export(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_forget(args: argparse.Namespace) -> int:
-    from monitoring import names
-    from monitoring.push import delete_group
+    from scholar_ops.monitoring import names
+    from scholar_ops.monitoring.push import delete_group
     from tasks.metrics import load_monitoring
 
     settings = load_monitoring(args.monitoring)

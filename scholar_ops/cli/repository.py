@@ -140,8 +140,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from scholar_ops import progress
-    from vault.checker import check
-    from vault.known import default_state_dir
+    from scholar_ops.vault.checker import check
+    from scholar_ops.vault.known import default_state_dir
 
     repo = open_repository(args.repository)
 
@@ -195,8 +195,8 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
     from pydantic import SecretStr
 
     from scholar_ops.cli.setup import write_key_file
+    from scholar_ops.vault.crypto.keys import MasterKey
     from tasks.common import load_repository
-    from vault.crypto.keys import MasterKey
 
     block = load_repository(args.repository)
     repo = block.open()
@@ -217,7 +217,7 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
-    from vault.lock import remove_locks
+    from scholar_ops.vault.lock import remove_locks
 
     repo = open_repository(args.repository)
     removed = remove_locks(repo.storage, repo, force=args.force)
@@ -237,7 +237,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from vault.migrate import migrate
+    from scholar_ops.vault.migrate import migrate
 
     storage, master = locate(args.repository)
     started = datetime.now()

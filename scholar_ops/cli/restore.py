@@ -10,7 +10,7 @@ from typing import Any
 from scholar_ops.cli.common import COMPONENTS, DEFAULT_TARGET, EXIT_OK, iso_time
 from scholar_ops.cli.direct import open_repository
 from scholar_ops.cli.errors import find_in_chain
-from vault.errors import ConfigError, TargetNotEmpty
+from scholar_ops.vault.errors import ConfigError, TargetNotEmpty
 
 
 def register(sub: Any) -> None:

@@ -29,7 +29,7 @@ from scholar_ops.cli.common import (
     make_block,
 )
 from scholar_ops.cli.direct import Profile
-from vault.errors import ConfigError, WrongKey
+from scholar_ops.vault.errors import ConfigError, WrongKey
 
 
 def register(sub: Any) -> None:
@@ -508,8 +508,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from pydantic import SecretStr
 
     from blocks import register_blocks
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
 
     if bool(args.repo_path) == bool(args.s3_bucket):
         raise ConfigError(

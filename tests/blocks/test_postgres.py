@@ -10,8 +10,8 @@ from prefect.blocks.system import Secret
 from pydantic import SecretStr, ValidationError
 
 from blocks.postgres import PostgresTarget
-from sources.postgres.conninfo import PgConnInfo
-from vault.errors import ConfigError
+from scholar_ops.sources.postgres.conninfo import PgConnInfo
+from scholar_ops.vault.errors import ConfigError
 
 PASSWORD = "pw-0123-do-not-log"
 

@@ -12,11 +12,11 @@ from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 from pydantic import SecretStr, ValidationError
 
 from blocks.repository import BackupRepository
-from vault.archiver import backup_stream
-from vault.crypto.keys import MasterKey
-from vault.errors import RepositoryNotFound
-from vault.restorer import restore_stream
-from vault.storage import LocalStorage, RetryingStorage, S3Storage
+from scholar_ops.vault.archiver import backup_stream
+from scholar_ops.vault.crypto.keys import MasterKey
+from scholar_ops.vault.errors import RepositoryNotFound
+from scholar_ops.vault.restorer import restore_stream
+from scholar_ops.vault.storage import LocalStorage, RetryingStorage, S3Storage
 
 MASTER = "test-master-key-0123456789abcdef"
 

@@ -5,7 +5,7 @@ from prefect.blocks.system import Secret
 from pydantic import SecretStr
 
 from blocks.secrets import load_master_key
-from vault.errors import ConfigError
+from scholar_ops.vault.errors import ConfigError
 
 
 def test_master_key_round_trips_through_a_secret_block(prefect_harness):

@@ -13,7 +13,7 @@ from blocks.storage import (
     storage_from_s3_bucket,
     store_credentials,
 )
-from vault.storage import S3Storage
+from scholar_ops.vault.storage import S3Storage
 
 
 def _bucket(config=None, credentials_cls=AwsCredentials) -> S3Bucket:

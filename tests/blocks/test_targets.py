@@ -11,8 +11,8 @@ from pydantic import SecretStr, ValidationError
 from blocks.chroma import ChromaTarget
 from blocks.files import FilesTarget
 from blocks.redis import RedisTarget
-from sources.redis.keyspace import ping
-from vault.errors import ConfigError
+from scholar_ops.sources.redis.keyspace import ping
+from scholar_ops.vault.errors import ConfigError
 
 PASSWORD = "pw-0123-do-not-log"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-import monitoring.names as names
+import scholar_ops.monitoring.names as names
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -38,7 +38,7 @@ def load_yaml(path: Path) -> Any:
 
 
 def contract_metric_names() -> set[str]:
-    """Every metric name defined in monitoring/names.py."""
+    """Every metric name defined in scholar_ops/monitoring/names.py."""
     return {
         value
         for key, value in vars(names).items()

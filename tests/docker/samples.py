@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from monitoring import names as n
+from scholar_ops.monitoring import names as n
 
 # component -> target; redis's last backup and drill failed
 BACKUP_TARGETS = {

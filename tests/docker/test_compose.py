@@ -128,9 +128,9 @@ def test_worker_and_health_service() -> None:
         pool == load_yaml(REPO / "deployments.yaml")["definitions"]["work_pools"]["backups"]["name"]
     )
     health = _service("monitoring-service")
-    assert health["command"][:3] == ["python", "-m", "monitoring.health.service"]
+    assert health["command"][:3] == ["python", "-m", "scholar_ops.monitoring.health.service"]
     assert health["command"][health["command"].index("--port") + 1] == "8080"
-    assert (REPO / "monitoring" / "health" / "service.py").exists()
+    assert (REPO / "scholar_ops" / "monitoring" / "health" / "service.py").exists()
 
 
 def test_image_holds_every_package() -> None:
@@ -141,3 +141,7 @@ def test_image_holds_every_package() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert set(packages) <= copied
+    # and the Prefect project the deployments run from
+    assert {"blocks", "tasks", "flows", "deployments.yaml"} <= copied | set(
+        re.findall(r"^COPY (?:\S+ )*(deployments\.yaml)", dockerfile.read_text(), re.MULTILINE)
+    )

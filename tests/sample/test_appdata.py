@@ -14,7 +14,7 @@ import pytest
 
 from scholar_ops.redisserver import RedisServer, throwaway_redis
 from scholar_ops.sample import appdata
-from sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.conninfo import ChromaSource
 
 
 @pytest.fixture(scope="module")

@@ -84,9 +84,9 @@ def test_automations_verbs_are_mounted(capsys):
 
 
 def test_metrics_export_and_forget(prefect_harness, pushgateway, monkeypatch, capsys):
-    from monitoring import names
-    from monitoring.push import push_add
-    from monitoring.samples import gauge
+    from scholar_ops.monitoring import names
+    from scholar_ops.monitoring.push import push_add
+    from scholar_ops.monitoring.samples import gauge
 
     monkeypatch.setenv("SCHOLAR_OPS_PUSHGATEWAY_URL", pushgateway.url)
     target = f"retired-{uuid.uuid4().hex[:6]}"

@@ -21,10 +21,10 @@ import pytest
 
 from scholar_ops.cli import main
 from scholar_ops.cli.direct import Profile
-from vault.archiver import backup_stream
-from vault.crypto.keys import MasterKey
-from vault.repository import Repository
-from vault.storage import LocalStorage
+from scholar_ops.vault.archiver import backup_stream
+from scholar_ops.vault.crypto.keys import MasterKey
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.storage import LocalStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "repository-verbs-master-key-0123456789"
@@ -84,7 +84,11 @@ def test_kill_9_of_a_backup_then_check_unlock_and_prune(repo, tmp_path, capsys):
     spec = {"kind": "local", "root": str(tmp_path / "repo"), "master": KEY,
             "size": 400 << 20, "seed": 3}  # fmt: skip
     child = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "vault" / "crash_backup.py"), json.dumps(spec)],
+        [
+            sys.executable,
+            str(ROOT / "tests" / "scholar_ops" / "vault" / "crash_backup.py"),
+            json.dumps(spec),
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -109,7 +113,7 @@ def test_kill_9_of_a_backup_then_check_unlock_and_prune(repo, tmp_path, capsys):
     assert f"pid {child.pid} on" in err and "is gone" in err and "scholar-ops unlock" in err
     assert "data/00/.tmp-killed" in err and "the next prune removes it" in err
     # A prune does not wait for a dead process: its lock is stale at once.
-    from vault.prune import forget_and_prune
+    from scholar_ops.vault.prune import forget_and_prune
 
     report = forget_and_prune(Repository.open(repo.storage, MasterKey.from_string(KEY)), [])
     assert report.partial_uploads_removed == 1 and not partial.exists()
@@ -132,7 +136,7 @@ def test_unlock_keeps_live_locks_unless_forced(repo, capsys):
 
 
 def test_a_format_1_repository_names_migrate_and_migrate_upgrades_it(tmp_path, repo, capsys):
-    fixture = ROOT / "tests" / "vault" / "data" / "format1-repository"
+    fixture = ROOT / "tests" / "scholar_ops" / "vault" / "data" / "format1-repository"
     old = tmp_path / "old-repo"
     shutil.copytree(fixture, old)
     key_file = tmp_path / "format1.key"

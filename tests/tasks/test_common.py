@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from monitoring.push import PushError
+from scholar_ops.monitoring.push import PushError
+from scholar_ops.vault.errors import ConfigError, IntegrityError, SourceError, TransientStorageError
 from tasks.common import is_transient
-from vault.errors import ConfigError, IntegrityError, SourceError, TransientStorageError
 
 
 def test_connection_failures_are_retried_bad_input_and_damage_are_not():

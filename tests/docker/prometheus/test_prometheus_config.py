@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitoring import names
-from monitoring.alerting_config import default_rule_files, render_prometheus_config
+from scholar_ops.monitoring import names
+from scholar_ops.monitoring.alerting_config import default_rule_files, render_prometheus_config
 from tests.docker.paths import PROMETHEUS_YML, PROMTOOL, explain, load_yaml, run
 
 

@@ -1,5 +1,5 @@
 """docker/prometheus/rules/: promtool checks and unit tests, and the rules against the
-contract (docs/metrics.md, monitoring/names.py)."""
+contract (docs/metrics.md, scholar_ops/monitoring/names.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitoring.alerting_config import parse_duration
+from scholar_ops.monitoring.alerting_config import parse_duration
 from tests.docker.paths import (
     METRIC_NAME,
     PROMTOOL,

@@ -18,7 +18,7 @@ from flows.backup.full_backup import full_backup
 from flows.backup.incremental_backup import incremental_backup
 from flows.backup.run import BackupFailed
 from flows.backup.run import _backup_task as original_backup_task
-from monitoring import names
+from scholar_ops.monitoring import names
 from tests.fixtures.ports import free_port
 
 
@@ -134,9 +134,9 @@ def test_two_postgres_targets_of_the_same_database_name_stay_apart(
     """The reported case: a failing target `badpg` whose database is also `aischolar`
     marked the healthy target failed (both were named after the database)."""
     from blocks.postgres import PostgresTarget
-    from vault.crypto.keys import MasterKey
-    from vault.repository import Repository
-    from vault.storage import LocalStorage
+    from scholar_ops.vault.crypto.keys import MasterKey
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.storage import LocalStorage
 
     sfx = uuid.uuid4().hex[:8]
     db = f"aischolar_{sfx}"

@@ -27,9 +27,9 @@ from flows.backup.restore import chroma_restore, files_restore, redis_restore
 from flows.backup.run import BackupFailed
 from flows.backup.verify import verify_repository
 from scholar_ops.redisserver import throwaway_redis
-from sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.vault.errors import TargetNotEmpty
 from tests.helpers import DIM, fill_chroma, redis_state, tree_state
-from vault.errors import TargetNotEmpty
 
 
 def _fill_redis(client: redis.Redis) -> None:

@@ -26,12 +26,12 @@ from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
 from flows.backup.full_backup import full_backup
 from flows.backup.restore_drill import DrillFailed, restore_drill
-from monitoring import names
 from scholar_ops.cli import main
+from scholar_ops.monitoring import names
 from scholar_ops.redisserver import throwaway_redis
-from sources.chroma.conninfo import ChromaSource
-from sources.drill import DRILL_DB_PREFIX
-from vault.pack import pack_name
+from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.drill import DRILL_DB_PREFIX
+from scholar_ops.vault.pack import pack_name
 
 DIM = 384
 

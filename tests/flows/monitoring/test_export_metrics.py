@@ -21,11 +21,11 @@ from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
 from flows.monitoring.export_metrics import metrics_export
-from monitoring import names
-from monitoring.push import PushError
-from sources.chroma.conninfo import ChromaSource
+from scholar_ops.monitoring import names
+from scholar_ops.monitoring.push import PushError
+from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.vault.archiver import backup_stream
 from tests.fixtures.ports import free_port
-from vault.archiver import backup_stream
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):

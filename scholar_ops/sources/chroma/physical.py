@@ -1,0 +1,174 @@
+"""A physical copy of an embedded Chroma directory (same Chroma version only).
+
+The snapshot holds the directory as it is on disk:
+
+- ``physical/chroma.sqlite3``: a consistent copy of Chroma's SQLite database made
+  with SQLite's online backup API (``sqlite3.Connection.backup``, one step) into
+  a temporary file, checked (``PRAGMA quick_check``), streamed into the store,
+  then deleted;
+- ``physical/<segment-uuid>/<file>``: every other file (the HNSW segment files),
+  each its own entry with its mode and mtime.
+
+Chroma writes the segment files itself, outside SQLite's transactions, so the
+copy is only consistent while nothing writes: SQLite's ``data_version`` and
+every file's size and mtime are compared before and after the copy, and a
+directory that changed fails the backup (a transient SourceError: retry when
+the application is idle, or use a logical backup, which also works live).
+
+A physical copy restores only with the Chroma version that wrote it (its
+on-disk formats are internal); logical backups are the portable format.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from scholar_ops.vault.archiver import BackupWriter
+from scholar_ops.vault.errors import SourceError
+
+log = logging.getLogger("scholar_ops.sources.chroma")
+
+PHYSICAL_FORMAT = "scholar-ops-chroma-physical/1"
+PHYSICAL_PREFIX = "physical/"
+SQLITE_NAME = "chroma.sqlite3"
+_SQLITE_SIDE_FILES = {f"{SQLITE_NAME}-journal", f"{SQLITE_NAME}-wal", f"{SQLITE_NAME}-shm"}
+PHYSICAL_NOTE = (
+    "physical copy of an embedded Chroma directory: it opens only with the same Chroma "
+    "version ({version}); use a logical backup to move data between Chroma versions"
+)
+
+
+def require_embedded_dir(path: str | Path) -> Path:
+    """The directory, if it holds a Chroma database (never create one by backing it up)."""
+    root = Path(path)
+    if not (root / SQLITE_NAME).is_file():
+        raise SourceError(f"no Chroma database at {root} ({SQLITE_NAME} is missing)")
+    return root
+
+
+def _segment_files(root: Path) -> dict[str, os.stat_result]:
+    """Every regular file but the SQLite database and its journals, by relative path."""
+    files: dict[str, os.stat_result] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            full = Path(dirpath) / fname
+            rel = full.relative_to(root).as_posix()
+            if rel == SQLITE_NAME or rel in _SQLITE_SIDE_FILES:
+                continue
+            st = full.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                log.warning("skipping %s: not a regular file", full)
+                continue
+            files[rel] = st
+    return files
+
+
+def _fingerprint(files: dict[str, os.stat_result]) -> dict[str, tuple[int, int]]:
+    return {rel: (st.st_size, st.st_mtime_ns) for rel, st in files.items()}
+
+
+def collection_stats(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Name, id, dimension and record count of every collection in a chroma.sqlite3."""
+    try:
+        rows = db.execute(
+            "SELECT c.name, c.id, c.dimension, "
+            "(SELECT count(*) FROM embeddings e JOIN segments s ON s.id = e.segment_id "
+            " WHERE s.collection = c.id AND s.scope = 'METADATA') "
+            "FROM collections c ORDER BY c.name"
+        ).fetchall()
+    except sqlite3.Error as e:
+        log.warning("cannot read collection statistics: %s", e)
+        return []
+    return [
+        {"name": name, "id": cid, "dimension": dim, "records": int(n)} for name, cid, dim, n in rows
+    ]
+
+
+def _last_migration(db: sqlite3.Connection) -> str | None:
+    try:
+        row = db.execute(
+            "SELECT dir || '/' || filename FROM migrations ORDER BY dir, version DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def copy_directory(writer: BackupWriter, path: str | Path) -> dict[str, Any]:
+    """Stream a consistent physical copy of an embedded directory into ``writer``."""
+    import chromadb
+
+    root = require_embedded_dir(path)
+    db_path = root / SQLITE_NAME
+    before = _segment_files(root)
+    src = sqlite3.connect(db_path, timeout=60)
+    try:
+        version_before = src.execute("PRAGMA data_version").fetchone()[0]
+        with tempfile.TemporaryDirectory(prefix="scholar-ops-chroma-") as tmp:
+            copy_path = Path(tmp) / SQLITE_NAME
+            dst = sqlite3.connect(copy_path)
+            try:
+                src.backup(dst)  # one step: the copy is one consistent state
+                check = dst.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise SourceError(f"{db_path}: the SQLite copy fails quick_check: {check}")
+                collections = collection_stats(dst)
+                migration = _last_migration(dst)
+            finally:
+                dst.close()
+            db_stat = db_path.stat()
+            total = 0
+            with copy_path.open("rb") as f:
+                entry = writer.add_stream(
+                    PHYSICAL_PREFIX + SQLITE_NAME,
+                    f,
+                    kind="file",
+                    mode=stat.S_IMODE(db_stat.st_mode),
+                    mtime_ns=db_stat.st_mtime_ns,
+                )
+            total += entry.size
+        for rel, st in before.items():
+            try:
+                with (root / rel).open("rb") as f:
+                    entry = writer.add_stream(
+                        PHYSICAL_PREFIX + rel,
+                        f,
+                        kind="file",
+                        mode=stat.S_IMODE(st.st_mode),
+                        mtime_ns=st.st_mtime_ns,
+                    )
+            except FileNotFoundError:
+                raise SourceError(
+                    f"{root}: {rel} disappeared during the physical copy: Chroma was writing; "
+                    "retry when it is idle, or make a logical backup",
+                    transient=True,
+                ) from None
+            total += entry.size
+        version_after = src.execute("PRAGMA data_version").fetchone()[0]
+    finally:
+        src.close()
+    after = _segment_files(root)
+    if version_after != version_before or _fingerprint(after) != _fingerprint(before):
+        raise SourceError(
+            f"{root} changed during the physical copy (Chroma was writing): retry when the "
+            "application is idle, or make a logical backup",
+            transient=True,
+        )
+    return {
+        "format": PHYSICAL_FORMAT,
+        "kind": "physical",
+        "chroma_version": chromadb.__version__,
+        "sqlite_migration": migration,
+        "note": PHYSICAL_NOTE.format(version=chromadb.__version__),
+        "files": len(before) + 1,
+        "bytes": total,
+        "collections": collections,
+        "records": sum(c["records"] for c in collections),
+    }

@@ -1,0 +1,439 @@
+"""Restore drills: restore a snapshot into a scratch place, verify it, remove it.
+
+One function per component. Each restores the snapshot it is given (by default the
+target's latest) into a place made for the drill alone, compares what came back
+with the snapshot's manifest, removes the scratch place (also when the restore
+fails) and returns a ``DrillResult``:
+
+- postgres: a new scratch database ``scholar_ops_drill_<random>`` on the target's
+  server (the role needs CREATEDB), restored by ``restore_database`` with its row
+  count check, then dropped (``DROP DATABASE ... WITH (FORCE)``, autocommit);
+- redis: a throwaway redis-server started from the snapshot's RDB
+  (``restore_redis_fresh``), checked by ``verify_redis`` (key counts per database
+  and type, sampled values, function libraries), then stopped;
+- chroma: a logical snapshot into a new embedded directory (``restore_chroma``:
+  record counts, configuration, metadata and nearest neighbours of the sample
+  records); a physical copy with ``restore_chroma_physical`` (SQLite quick_check,
+  record counts);
+- files: ``restore_files`` (every file's sha256 is checked as it is written), then
+  every entry's kind and every file's size against the manifest, and the restored
+  counts against the snapshot's.
+
+Failures to restore at all (a damaged repository, an unreachable server, a role
+that cannot create databases) are raised; differences between the restored data
+and the manifest are returned as ``mismatches`` (``ok`` is False).
+
+No Prefect import: tasks.drill wraps these functions, tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.physical import PHYSICAL_FORMAT
+from scholar_ops.sources.chroma.restore import restore_chroma, restore_chroma_physical
+from scholar_ops.sources.files.restore import FilesRestoreResult, restore_files
+from scholar_ops.sources.postgres.conninfo import PgConnInfo
+from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
+from scholar_ops.sources.redis.conninfo import RedisConnInfo
+from scholar_ops.sources.redis.restore import backup_dbs, restore_redis_fresh, verify_redis
+from scholar_ops.vault.errors import ConfigError, SourceError
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
+
+log = logging.getLogger("scholar_ops.sources.drill")
+
+#: Scratch databases of PostgreSQL drills are named with this prefix and a random suffix.
+DRILL_DB_PREFIX = "scholar_ops_drill_"
+#: Scratch directories (redis, chroma, files) are made with this prefix.
+DRILL_DIR_PREFIX = "scholar-ops-drill-"
+#: At most this many mismatches are listed (then "... and N more").
+MAX_MISMATCHES = 20
+
+
+@dataclass
+class DrillResult:
+    """One drill: which snapshot, how old, what was checked, and what differed."""
+
+    component: str
+    target: str
+    snapshot_id: str
+    snapshot_time: str
+    snapshot_age_s: float
+    duration_s: float = 0.0
+    checked: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def summary(self) -> dict[str, Any]:
+        """The small result a drill task returns (names and figures, never data)."""
+        out = asdict(self)
+        out["short_id"] = self.snapshot_id[:8]
+        out["ok"] = self.ok
+        return out
+
+
+def latest_snapshot(repo: Repository, component: str, target: str) -> Snapshot:
+    """The newest snapshot of ``component``/``target`` (SnapshotNotFound when none)."""
+    return repo.find_snapshot("latest", component=component, target=target)
+
+
+def _start(
+    repo: Repository, component: str, target: str, snap: Snapshot | None
+) -> tuple[Snapshot, DrillResult]:
+    snap = snap if snap is not None else latest_snapshot(repo, component, target)
+    if snap.component != component:
+        raise ConfigError(
+            f"snapshot {snap.short_id} is a {snap.component} backup, not a {component} one"
+        )
+    age = (datetime.now(UTC) - snap.time).total_seconds()
+    return snap, DrillResult(
+        component=component,
+        target=target,
+        snapshot_id=snap.backup_id,
+        snapshot_time=snap.timestamp,
+        snapshot_age_s=round(max(0.0, age), 3),
+    )
+
+
+def _capped(mismatches: list[str]) -> list[str]:
+    if len(mismatches) <= MAX_MISMATCHES:
+        return mismatches
+    return [*mismatches[:MAX_MISMATCHES], f"... and {len(mismatches) - MAX_MISMATCHES} more"]
+
+
+# -- scratch directories ---------------------------------------------------------------
+
+
+def remove_tree(path: Path) -> str | None:
+    """Remove ``path`` and everything below it, read-only directories included (a
+    restored tree keeps its recorded modes). Returns a warning when it could not."""
+    if not os.path.lexists(path):
+        return None
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in dirnames:
+            p = os.path.join(dirpath, name)
+            with suppress(OSError):
+                if not os.path.islink(p):
+                    os.chmod(p, stat.S_IRWXU)
+    with suppress(OSError):
+        os.chmod(path, stat.S_IRWXU)
+    try:
+        shutil.rmtree(path)
+    except OSError as e:
+        log.warning("could not remove the drill's scratch directory %s: %s", path, e)
+        return f"scratch directory {path} was not removed: {e}"
+    return None
+
+
+@contextmanager
+def scratch_directory(
+    parent: str | Path | None, component: str, warnings: list[str]
+) -> Iterator[Path]:
+    """A new directory for one drill under ``parent`` (the system's temporary
+    directory by default), removed at the end whatever happens."""
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{DRILL_DIR_PREFIX}{component}-", dir=parent))
+    try:
+        yield path
+    finally:
+        problem = remove_tree(path)
+        if problem:
+            warnings.append(problem)
+
+
+# -- postgres --------------------------------------------------------------------------------
+
+
+def _role_privileges(conn: PgConnInfo) -> tuple[bool, bool]:
+    """(superuser, can create databases) of the target's role, asked on its own database."""
+    try:
+        with psycopg.connect(**conn.connect_kwargs(), autocommit=True) as c:
+            row = c.execute(
+                "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+    except psycopg.OperationalError as e:
+        raise SourceError(
+            f"cannot connect to {conn.describe()}: {str(e).strip()}", transient=True
+        ) from e
+    if row is None:  # pg_roles hides nothing from a logged-in role; be safe anyway
+        return False, False
+    return bool(row[0]), bool(row[0] or row[1])
+
+
+def _no_createdb(conn: PgConnInfo) -> ConfigError:
+    return ConfigError(
+        f"role {conn.user!r} on {conn.host}:{conn.port} cannot create databases: a restore "
+        "drill restores into a scratch database on the target's server and drops it "
+        f"afterwards. Grant it (ALTER ROLE {conn.user} CREATEDB), or drill with a target "
+        "block whose role can"
+    )
+
+
+def drop_database(conn: PgConnInfo, name: str) -> str | None:
+    """``DROP DATABASE IF EXISTS name WITH (FORCE)`` from the target's own database (or
+    ``postgres``), autocommit. Returns a warning when the database could not be dropped."""
+    if not name.startswith(DRILL_DB_PREFIX):  # never anything but a drill's own database
+        raise ValueError(f"{name!r} is not a drill's scratch database")
+    problem = ""
+    for dbname in dict.fromkeys([conn.dbname, "postgres"]):
+        try:
+            with psycopg.connect(**conn.with_db(dbname).connect_kwargs(), autocommit=True) as c:
+                c.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            return None
+        except psycopg.Error as e:
+            problem = str(e).strip()
+    log.error("could not drop the drill's scratch database %s: %s", name, problem)
+    return f"scratch database {name} on {conn.host}:{conn.port} was not dropped: {problem}"
+
+
+def drill_postgres(
+    repo: Repository,
+    conn: PgConnInfo,
+    target: str,
+    *,
+    snap: Snapshot | None = None,
+    jobs: int = 2,
+    timeout_s: float = 6 * 3600,
+    pg_bin_dir: str | Path | None = None,
+) -> DrillResult:
+    """Restore the snapshot into a new scratch database on ``conn``'s server, compare
+    every table's row count with the manifest, drop the database (always).
+
+    A role that is not a superuser restores without ownership and privileges (it
+    cannot give objects to other roles); the data is the same."""
+    started = time.monotonic()
+    snap, result = _start(repo, "postgres", target, snap)
+    superuser, can_create = _role_privileges(conn)
+    if not can_create:
+        raise _no_createdb(conn)
+    scratch = f"{DRILL_DB_PREFIX}{secrets.token_hex(6)}"
+    log.info("drill of %s: snapshot %s into scratch database %s", target, snap.short_id, scratch)
+    try:
+        restored = restore_database(
+            repo,
+            snap,
+            conn.with_db(scratch),
+            RestoreOptions(
+                jobs=jobs, no_owner=not superuser, pg_bin_dir=pg_bin_dir, timeout_s=timeout_s
+            ),
+        )
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise _no_createdb(conn) from e
+    finally:
+        problem = drop_database(conn, scratch)
+        if problem:
+            result.warnings.append(problem)
+    result.checked = [
+        f"{restored.tables} tables, {restored.rows} rows restored into a scratch database",
+        "row count of every table",
+    ]
+    result.mismatches = _capped(list(restored.mismatches))
+    result.warnings = [*restored.warnings, *result.warnings]
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+# -- redis -----------------------------------------------------------------------------------
+
+
+def drill_redis(
+    repo: Repository,
+    target: str,
+    *,
+    snap: Snapshot | None = None,
+    scratch_dir: str | Path | None = None,
+) -> DrillResult:
+    """Start a throwaway redis-server from the snapshot's RDB, compare it with the
+    manifest (``verify_redis``), stop it and remove its directory."""
+    started = time.monotonic()
+    snap, result = _start(repo, "redis", target, snap)
+    with (
+        scratch_directory(scratch_dir, "redis", result.warnings) as root,
+        restore_redis_fresh(repo, snap, root / "server") as server,
+    ):
+        mismatches = verify_redis(
+            RedisConnInfo(host=server.host, port=server.port, password=server.password), snap
+        )
+    databases: dict[str, Any] = snap.details.get("databases") or {}
+    keys = sum(int(d.get("keys", 0)) for d in databases.values())
+    sample = sum(len(d.get("sample") or []) for d in databases.values())
+    result.checked = [
+        f"{keys} keys in {len(backup_dbs(snap))} databases loaded by a throwaway redis-server",
+        "key counts per database and type",
+        f"{sample} sampled values",
+        "function libraries",
+    ]
+    result.mismatches = _capped(mismatches)
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+# -- chroma ----------------------------------------------------------------------------------
+
+
+def _release_chroma(path: Path) -> None:
+    """Stop the in-process Chroma system that ``restore_chroma`` opened on ``path`` (its
+    client is not closed there), so that a long-lived worker does not keep one per drill."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        wanted = os.path.abspath(path)
+        systems = SharedSystemClient._identifier_to_system
+        for ident in [k for k in systems if os.path.abspath(k) == wanted]:
+            system = systems.pop(ident)
+            SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            system.stop()
+    except Exception as e:  # private API of chromadb: best effort only
+        log.debug("could not release the Chroma client on %s: %s", path, e)
+
+
+def drill_chroma(
+    repo: Repository,
+    target: str,
+    *,
+    snap: Snapshot | None = None,
+    scratch_dir: str | Path | None = None,
+    batch_size: int = 1000,
+) -> DrillResult:
+    """Restore the snapshot into a new embedded directory (a logical export) or write
+    the physical copy back as one, verify it, remove the directory."""
+    started = time.monotonic()
+    snap, result = _start(repo, "chroma", target, snap)
+    physical = snap.details.get("format") == PHYSICAL_FORMAT
+    with scratch_directory(scratch_dir, "chroma", result.warnings) as root:
+        dest = root / "chroma"
+        if physical:
+            restored = restore_chroma_physical(repo, snap, dest, verify=True)
+            result.checked = [
+                f"physical copy: {len(restored.collections)} collections, "
+                f"{restored.records} records written back as an embedded directory",
+                "SQLite quick_check",
+                "record count of every collection",
+            ]
+        else:
+            try:
+                restored = restore_chroma(
+                    repo, snap, ChromaSource.embedded(dest), batch_size=batch_size, verify=True
+                )
+            finally:
+                _release_chroma(dest)
+            queries = sum(checked for _, checked in restored.samples.values())
+            result.checked = [
+                f"{len(restored.collections)} collections, {restored.records} records "
+                "restored into a new embedded store",
+                "record counts, configuration and metadata of every collection",
+                f"{queries} nearest-neighbour queries of sample records",
+            ]
+    result.mismatches = _capped(list(restored.mismatches))
+    result.warnings = [*restored.warnings, *result.warnings]
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def verify_files(snap: Snapshot, dest: Path | str, restored: FilesRestoreResult) -> list[str]:
+    """Mismatches between a tree restored from ``snap`` into ``dest`` and the manifest:
+    every entry's kind, every file's size, every symlink's target, and the restored
+    counts against the snapshot's."""
+    details = snap.details
+    raw_names: dict[str, str] = details.get("raw_names") or {}
+    raw_targets: dict[str, str] = details.get("raw_targets") or {}
+    root = os.fspath(dest)
+    problems: list[str] = []
+    kinds = {"file": 0, "dir": 0, "symlink": 0}
+    for entry in snap.entries:
+        if entry.kind in kinds:
+            kinds[entry.kind] += 1
+        raw = raw_names.get(entry.name)
+        path = os.path.join(root, os.fsdecode(bytes.fromhex(raw)) if raw else entry.name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            problems.append(f"{entry.name!r} ({entry.kind}) is missing from the restored tree")
+            continue
+        if entry.kind == "file":
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{entry.name!r} is not a regular file")
+            elif st.st_size != entry.size:
+                problems.append(
+                    f"{entry.name!r}: {st.st_size} bytes restored, {entry.size} in the manifest"
+                )
+        elif entry.kind == "dir" and not stat.S_ISDIR(st.st_mode):
+            problems.append(f"{entry.name!r} is not a directory")
+        elif entry.kind == "symlink":
+            raw_target = raw_targets.get(entry.name)
+            want = os.fsdecode(bytes.fromhex(raw_target)) if raw_target else entry.target
+            if not stat.S_ISLNK(st.st_mode):
+                problems.append(f"{entry.name!r} is not a symlink")
+            elif os.readlink(path) != want:
+                problems.append(
+                    f"{entry.name!r} points to {os.readlink(path)!r}, {want!r} in the manifest"
+                )
+    counts: dict[str, Any] = details.get("counts") or {}
+    for kind, key, got in (
+        ("files", "file", restored.files),
+        ("dirs", "dir", restored.dirs),
+        ("symlinks", "symlink", restored.symlinks),
+    ):
+        expected = int(counts.get(kind, kinds[key]))
+        if got != expected or kinds[key] != expected:
+            problems.append(
+                f"{got} {kind} restored, {expected} in the snapshot's counts "
+                f"({kinds[key]} in its manifest)"
+            )
+    return problems
+
+
+def drill_files(
+    repo: Repository,
+    target: str,
+    *,
+    snap: Snapshot | None = None,
+    scratch_dir: str | Path | None = None,
+    jobs: int = 4,
+) -> DrillResult:
+    """Restore the tree into a scratch directory (each file's sha256 checked on the
+    way), compare it with the manifest (``verify_files``), remove it."""
+    started = time.monotonic()
+    snap, result = _start(repo, "files", target, snap)
+    with scratch_directory(scratch_dir, "files", result.warnings) as root:
+        dest = root / "files"
+        restored = restore_files(repo, snap, dest, chown=False, jobs=jobs)
+        mismatches = verify_files(snap, dest, restored)
+    result.checked = [
+        f"{restored.files} files ({restored.bytes} bytes), {restored.dirs} dirs, "
+        f"{restored.symlinks} symlinks restored into a scratch directory",
+        "sha256 of every file",
+        "size of every file and kind of every entry against the manifest",
+        "counts against the snapshot's",
+    ]
+    result.mismatches = _capped(mismatches)
+    result.warnings = [*restored.warnings, *result.warnings]
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
