@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make test    deps, lint (ruff, format check, mypy), then pytest"
 	@echo "make deps    install uv, Debian packages (postgresql, redis, restic, zstd, prometheus, pushgateway, alertmanager), uv sync"
-	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make lint    ruff check, ruff format --check, lint-imports (the layers), mypy"
 	@echo "make fmt     ruff format + ruff check --fix"
 	@echo "make demo    run the end-to-end demo"
 	@echo "make bench   run the backup store benchmark"
@@ -37,6 +37,7 @@ deps: system-deps sync
 lint: sync
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run lint-imports
 	$(UV) run mypy $(MYPY_PATHS)
 
 typecheck: sync

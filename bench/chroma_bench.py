@@ -196,7 +196,7 @@ class _Server:
     """`chroma run` on a directory, on a free loopback port."""
 
     def __init__(self, path: Path, log: Path) -> None:
-        from scholar_ops.netutil import free_port, wait_for_port
+        from scholar_ops.sources.process import free_port, wait_for_port
 
         self.port = free_port()
         exe = Path(sys.executable).parent / "chroma"

@@ -402,7 +402,7 @@ class Bench:
     timeout: float
     repeat: int = 1
     quiet_wait_s: float = 0.0
-    server: Any = None  # scholar_ops.pgcluster.PgServer
+    server: Any = None  # scholar_ops.sources.postgres.cluster.PgServer
     results: dict[str, Any] = field(default_factory=dict)
     disturbed: list[str] = field(default_factory=list)
 
@@ -479,7 +479,7 @@ class Bench:
     def build(self, size_bytes: int, pgbench_share: float) -> None:
         import psycopg
 
-        from scholar_ops.sample import aischolar
+        from scholar_ops.testbed.sample import aischolar
 
         scale = max(1, round(size_bytes * pgbench_share / PGBENCH_BYTES_PER_SCALE))
         documents = aischolar.scale_for_bytes(size_bytes - scale * PGBENCH_BYTES_PER_SCALE)
@@ -632,7 +632,7 @@ class Bench:
     def churn(self, pgbench_transactions: int) -> None:
         import psycopg
 
-        from scholar_ops.sample import aischolar
+        from scholar_ops.testbed.sample import aischolar
 
         t0 = time.perf_counter()
         with psycopg.connect(self.server.dsn(SOURCE_DB), connect_timeout=10) as conn:
@@ -675,7 +675,7 @@ class Bench:
 
     def assert_identical(self, source: Any, db: str) -> None:
         """Raise BenchError unless database ``db`` has the fingerprint ``source``."""
-        from scholar_ops.sample.fingerprint import database_fingerprint
+        from scholar_ops.testbed.sample.fingerprint import database_fingerprint
 
         fp = database_fingerprint(
             self.server.dsn(db), self.server.tool("pg_dump"), timeout=self.timeout
@@ -691,7 +691,7 @@ class Bench:
         """``repeat`` interleaved rounds of the reference restore and ours, each into a
         new database. Every database ours restored, and the first reference one, is
         compared with the source by fingerprint; each is dropped before the next restore."""
-        from scholar_ops.sample.fingerprint import database_fingerprint
+        from scholar_ops.testbed.sample.fingerprint import database_fingerprint
 
         pg_dump = self.server.tool("pg_dump")
         dump = self.work / "reference.dump"
@@ -993,7 +993,7 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
 
-    from scholar_ops.pgcluster import throwaway_cluster
+    from scholar_ops.sources.postgres.cluster import throwaway_cluster
 
     timeout = args.timeout or max(600.0, 1800.0 * args.size_gb)
     work = Path(tempfile.mkdtemp(prefix="pg-bench-", dir=args.dir))

@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scholar_ops.sample.redisvalues import text_pool, value  # noqa: E402
+from scholar_ops.testbed.sample.redisvalues import text_pool, value  # noqa: E402
 
 MB = 1_000_000
 
@@ -168,7 +168,7 @@ def _floor(port: int) -> float | None:
 
 
 def run(size: int, base: str | None) -> dict[str, object]:
-    from scholar_ops.redisserver import throwaway_redis
+    from scholar_ops.sources.redis.server import throwaway_redis
 
     work = tempfile.mkdtemp(prefix="redis-bench-", dir=base)
     try:

@@ -29,7 +29,7 @@ MB = 1 << 20
 
 
 def child(size_mib: int, workdir: str, compression: str, level: int | None) -> dict[str, object]:
-    from scholar_ops.datagen import CompareSink, GeneratedStream
+    from scholar_ops.testbed.datagen import CompareSink, GeneratedStream
     from scholar_ops.vault.archiver import backup_stream
     from scholar_ops.vault.crypto.keys import MasterKey
     from scholar_ops.vault.repository import Repository

@@ -9,7 +9,7 @@
    sessions, caches, rate limits, job queues, an event stream; in Chroma document
    chunks and past queries with 384-dim embeddings (generated, no model is
    downloaded); uploaded PDFs and a configuration directory
-   (see scholar_ops.sample.aischolar and scholar_ops.sample.appdata)
+   (see scholar_ops.testbed.sample.aischolar and scholar_ops.testbed.sample.appdata)
 3. creates the blocks: `scholar-ops setup` for a local repository in
    demo-data/repository, the master key in a Secret block (and demo-data/master.key)
    and the PostgreSQL target; the Redis, Chroma and files targets and the monitoring
@@ -103,13 +103,13 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
     from flows.backup.verify import verify_repository
     from flows.monitoring.export_metrics import metrics_export
     from scholar_ops.cli import main as cli
-    from scholar_ops.pgcluster import reachable_root, throwaway_cluster
-    from scholar_ops.pushgateway import throwaway_pushgateway
-    from scholar_ops.redisserver import throwaway_redis
-    from scholar_ops.reports import human_bytes
-    from scholar_ops.sample import aischolar, appdata
-    from scholar_ops.sample.fingerprint import database_fingerprint
     from scholar_ops.sources.chroma.conninfo import ChromaSource
+    from scholar_ops.sources.postgres.cluster import reachable_root, throwaway_cluster
+    from scholar_ops.sources.redis.server import throwaway_redis
+    from scholar_ops.testbed.pushgateway import throwaway_pushgateway
+    from scholar_ops.testbed.sample import aischolar, appdata
+    from scholar_ops.testbed.sample.fingerprint import database_fingerprint
+    from scholar_ops.vault.summary import human_bytes
 
     chroma_dir, uploads = data_dir / "chroma", data_dir / "uploads"
     with ExitStack() as stack:
@@ -420,7 +420,7 @@ def _prometheus_config(pushgateway: str) -> str:
     and fire ScholarOpsServiceDown), the production rules, 15 s intervals."""
     import yaml
 
-    from scholar_ops.monitoring.alerting_config import (
+    from scholar_ops.testbed.alerting import (
         JOB_ALERTMANAGER,
         default_rule_files,
         render_prometheus_config,
@@ -437,8 +437,7 @@ def _prometheus_config(pushgateway: str) -> str:
     text: str = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=1000)
     return (
         "# Written by `make demo`: docker/prometheus/prometheus.yml scraping the demo's\n"
-        "# Pushgateway, with the production alert rules (scholar_ops.monitoring.alerting_config).\n"
-        + text
+        "# Pushgateway, with the production alert rules (scholar_ops.testbed.alerting).\n" + text
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from scholar_ops.reports import backup_markdown, check_markdown, drill_markdown, restore_markdown
+from tasks.reports import backup_markdown, check_markdown, drill_markdown, restore_markdown
 
 
 @task(name="publish-backup-report")

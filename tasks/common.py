@@ -16,11 +16,11 @@ from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
 from scholar_ops.monitoring.push import PushError
-from scholar_ops.reports import human_bytes, snapshot_summary
 from scholar_ops.vault.archiver import Progress
 from scholar_ops.vault.errors import ConfigError, SourceError, TransientStorageError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.snapshot import BackupType, Snapshot
+from scholar_ops.vault.summary import human_bytes, snapshot_summary
 from tasks.progress import reported_progress
 
 B = TypeVar("B", bound=StrictBlock)

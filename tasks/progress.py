@@ -1,4 +1,5 @@
-"""Progress of a long task: on the terminal (CLI) and as a Prefect progress artifact."""
+"""Progress of a long task: to the progress listeners (the CLI's terminal) and as a Prefect
+progress artifact."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from scholar_ops import progress as terminal
+from scholar_ops.vault import progress as listeners
 from scholar_ops.vault.archiver import Progress
 
 
@@ -30,7 +31,7 @@ def reported_progress(
     last = [0.0]
 
     def progress(p: Progress) -> None:
-        terminal.report(label, p.bytes_read, estimate, p.elapsed_s)
+        listeners.notify(label, p.bytes_read, estimate, p.elapsed_s)
         now = time.monotonic()
         if now - last[0] < 2.0:
             return
@@ -43,5 +44,5 @@ def reported_progress(
     try:
         yield progress
     finally:
-        terminal.done()
+        listeners.notify(label, None, estimate, 0.0)
     update_progress_artifact(artifact_id, 100.0)

@@ -10,10 +10,10 @@ from prefect import get_run_logger, task
 from prefect.tasks import exponential_backoff
 
 from blocks.secrets import load_master_key
-from scholar_ops.reports import catalog_row
 from scholar_ops.vault.checker import check
 from scholar_ops.vault.known import default_state_dir
 from scholar_ops.vault.prune import RetentionPolicy, prune_by_policy
+from scholar_ops.vault.summary import catalog_row
 from tasks.common import load_repository, retry_if_transient
 
 _RETRY: dict[str, Any] = {

@@ -2,7 +2,6 @@
 and is started on a free loopback port in a temporary directory, then stopped."""
 
 pytest_plugins = [
-    "tests.fixtures.ports",
     "tests.fixtures.s3",
     "tests.fixtures.postgres",
     "tests.fixtures.redis",

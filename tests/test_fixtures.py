@@ -8,8 +8,8 @@ import psycopg
 import pytest
 import redis
 
-from scholar_ops.pgcluster import PgServer
-from scholar_ops.redisserver import RedisServer
+from scholar_ops.sources.postgres.cluster import PgServer
+from scholar_ops.sources.redis.server import RedisServer
 
 
 def test_pg_server_is_ours(pg_server: PgServer) -> None:
@@ -102,7 +102,7 @@ def test_webhook_receiver_and_smtp_sink_record_what_arrives(webhook_receiver, sm
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to user postgres")
 def test_cluster_under_a_directory_postgres_cannot_enter_is_a_clear_error(tmp_path):
-    from scholar_ops.pgcluster import throwaway_cluster
+    from scholar_ops.sources.postgres.cluster import throwaway_cluster
 
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)

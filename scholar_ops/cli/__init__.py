@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.debug:
         warnings.simplefilter("ignore")  # libraries' deprecation notices are not the operator's
-    from scholar_ops import progress
+    from scholar_ops.cli import progress
 
     progress.enable(sys.stderr.isatty())
     with contextlib.suppress(ConfigError):

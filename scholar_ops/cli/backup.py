@@ -15,6 +15,7 @@ from scholar_ops.cli.common import (
     chosen_targets,
     target_options,
 )
+from scholar_ops.vault.summary import human_bytes, human_duration
 
 
 def register(sub: Any) -> None:
@@ -62,7 +63,6 @@ def register(sub: Any) -> None:
 
 
 def backup_line(r: Mapping[str, Any]) -> str:
-    from scholar_ops.reports import human_bytes
 
     items = r.get("items") or f"{r.get('tables', 0)} tables"
     return (
@@ -70,6 +70,23 @@ def backup_line(r: Mapping[str, Any]) -> str:
         f"{human_bytes(r['size_bytes'])} read, {human_bytes(r['new_bytes'])} new, "
         f"{human_bytes(r['stored_bytes'])} stored in {r['duration_s']} s "
         f"({r['throughput_mb_s']} MB/s)"
+    )
+
+
+def drill_line(outcome: Mapping[str, Any]) -> str:
+    """One line about one drilled target (the command line prints these)."""
+    name = f"{outcome['component']}/{outcome['target']}"
+    if outcome.get("error") is not None:
+        error = str(outcome["error"]).strip().splitlines() or [""]
+        return f"{name}: FAILED ({outcome.get('reason', 'unexpected_error')}): {error[0]}"
+    snap = f"snapshot {outcome['short_id']} ({human_duration(outcome['snapshot_age_s'])} old)"
+    if outcome.get("ok"):
+        checked = outcome.get("checked") or []
+        return f"{name}: ok, {snap}: {checked[0] if checked else 'verified'} in {outcome['duration_s']} s"
+    mismatches = outcome.get("mismatches") or []
+    return (
+        f"{name}: FAILED (verification_failed), {snap}: {len(mismatches)} mismatch(es): "
+        + "; ".join(mismatches[:3])
     )
 
 
@@ -111,7 +128,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     from flows.backup.restore_drill import DrillFailed, restore_drill
-    from scholar_ops.reports import drill_line
 
     targets = chosen_targets(args)
     try:

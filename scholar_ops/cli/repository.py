@@ -11,6 +11,7 @@ import argparse
 import json
 import secrets
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
-    from scholar_ops.reports import catalog_row
+    from scholar_ops.vault.summary import catalog_row
 
     repo = open_repository(args.repository)
     snaps, errors = repo.scan_snapshots()
@@ -139,14 +140,16 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from scholar_ops import progress
+    from scholar_ops.vault import progress
     from scholar_ops.vault.checker import check
     from scholar_ops.vault.known import default_state_dir
 
     repo = open_repository(args.repository)
 
+    started = time.monotonic()
+
     def show(done: int, total: int) -> None:
-        progress.report("check: reading packs", done, total, 1.0)
+        progress.notify("check: packs read", done, total, time.monotonic() - started, "items")
 
     report = check(
         repo,
@@ -155,7 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         accept_missing=args.accept_missing,
         progress=show,
     )
-    progress.done()
+    if args.read_data:
+        progress.notify("check: packs read", None, None, time.monotonic() - started, "items")
     for notice in report.notices:
         print(f"notice: {notice}", file=sys.stderr)
     if not report.ok:

@@ -293,7 +293,7 @@ def _run_restore(
 
 
 def _print_restore(component: str, result: dict[str, Any]) -> None:
-    from scholar_ops.reports import human_bytes
+    from scholar_ops.vault.summary import human_bytes
 
     short = str(result["snapshot_id"])[:8]
     if component == "postgres":

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from scholar_ops.pgcluster import PgServer
+from scholar_ops.sources.postgres.cluster import PgServer
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "pg_bench.py"
 _spec = importlib.util.spec_from_file_location("pg_bench", SCRIPT)
@@ -87,7 +87,7 @@ def two_dbs(pg_server: PgServer) -> Iterator[tuple[str, str]]:
 def test_a_restored_database_that_differs_fails_loudly(
     pg_server: PgServer, two_dbs: tuple[str, str], tmp_path: Path
 ) -> None:
-    from scholar_ops.sample.fingerprint import database_fingerprint
+    from scholar_ops.testbed.sample.fingerprint import database_fingerprint
 
     a, b = two_dbs
     bench = pg_bench.Bench(work=tmp_path, timeout=60, server=pg_server)

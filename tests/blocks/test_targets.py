@@ -46,7 +46,7 @@ def test_redis_invalid_settings(kwargs, match):
 
 
 def test_redis_password_never_shows_and_reaches_the_server(tmp_path):
-    from scholar_ops.redisserver import throwaway_redis
+    from scholar_ops.sources.redis.server import throwaway_redis
 
     with throwaway_redis(tmp_path / "r", password=PASSWORD) as server:
         t = RedisTarget(host=server.host, port=server.port, password=SecretStr(PASSWORD))

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from scholar_ops.cli import main
-from scholar_ops.redisserver import throwaway_redis
+from scholar_ops.sources.redis.server import throwaway_redis
 from tests.helpers import fill_chroma, redis_state, tree_state
 
 DIM = 16

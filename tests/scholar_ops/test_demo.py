@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from scholar_ops.pushgateway import PushgatewayServer
-from scholar_ops.redisserver import RedisServer
+from scholar_ops.sources.redis.server import RedisServer
+from scholar_ops.testbed.pushgateway import PushgatewayServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = "/usr/bin/promtool"
@@ -138,9 +138,9 @@ def test_the_servers_stop_when_the_demo_fails(
     tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import scholar_ops.cli
-    import scholar_ops.pushgateway
+    import scholar_ops.testbed.pushgateway
     from scholar_ops import demo
-    from scholar_ops.sample import appdata
+    from scholar_ops.testbed.sample import appdata
 
     for name, value in (
         ("PREFECT_HOME", str(tmp_path / "prefect")),
@@ -153,7 +153,7 @@ def test_the_servers_stop_when_the_demo_fails(
     pids: list[int] = []
     load_redis = appdata.load_redis
     gateways: list[PushgatewayServer] = []
-    throwaway_pushgateway = scholar_ops.pushgateway.throwaway_pushgateway
+    throwaway_pushgateway = scholar_ops.testbed.pushgateway.throwaway_pushgateway
 
     @contextmanager
     def gateway_spy(root: Path, **kw: Any) -> Iterator[PushgatewayServer]:
@@ -170,7 +170,7 @@ def test_the_servers_stop_when_the_demo_fails(
         raise RuntimeError("setup failed")
 
     monkeypatch.setattr(appdata, "load_redis", spy)
-    monkeypatch.setattr(scholar_ops.pushgateway, "throwaway_pushgateway", gateway_spy)
+    monkeypatch.setattr(scholar_ops.testbed.pushgateway, "throwaway_pushgateway", gateway_spy)
     monkeypatch.setattr(scholar_ops.cli, "main", failing_setup)
     with pytest.raises(RuntimeError, match="setup failed"):
         demo.run(demo_dir, documents=50, scale=0.02)

@@ -53,7 +53,6 @@ from typing import Any, Literal
 
 import redis
 
-from scholar_ops.redisserver import RedisServer, RedisStartError, throwaway_redis
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
 from scholar_ops.sources.redis.dump import FORMAT, RDB_ENTRY
 from scholar_ops.sources.redis.keyspace import (
@@ -69,6 +68,7 @@ from scholar_ops.sources.redis.keyspace import (
     survey_server,
     type_name,
 )
+from scholar_ops.sources.redis.server import RedisServer, RedisStartError, throwaway_redis
 from scholar_ops.vault.errors import ConfigError, SourceError, TargetNotEmpty, VaultError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer, pick_entry

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scholar_ops.monitoring.alerting_config import render_alertmanager_config
+from scholar_ops.testbed.alerting import render_alertmanager_config
 from tests.docker.paths import (
     ALERTMANAGER_YML,
     AMTOOL,

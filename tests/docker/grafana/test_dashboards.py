@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scholar_ops.monitoring.alerting_config import default_rule_files, render_prometheus_config
+from scholar_ops.testbed.alerting import default_rule_files, render_prometheus_config
 from tests.docker.paths import (
     DASHBOARD_PROVIDERS_YML,
     DASHBOARDS_DIR,

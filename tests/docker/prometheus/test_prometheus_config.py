@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scholar_ops.monitoring import names
-from scholar_ops.monitoring.alerting_config import default_rule_files, render_prometheus_config
+from scholar_ops.testbed.alerting import default_rule_files, render_prometheus_config
 from tests.docker.paths import PROMETHEUS_YML, PROMTOOL, explain, load_yaml, run
 
 

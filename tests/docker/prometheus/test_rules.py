@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scholar_ops.monitoring.alerting_config import parse_duration
+from scholar_ops.testbed.alerting import parse_duration
 from tests.docker.paths import (
     METRIC_NAME,
     PROMTOOL,

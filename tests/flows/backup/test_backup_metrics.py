@@ -19,7 +19,7 @@ from flows.backup.incremental_backup import incremental_backup
 from flows.backup.run import BackupFailed
 from flows.backup.run import _backup_task as original_backup_task
 from scholar_ops.monitoring import names
-from tests.fixtures.ports import free_port
+from scholar_ops.sources.process import free_port
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from flows.backup.incremental_backup import incremental_backup
 from flows.backup.restore import chroma_restore, files_restore, redis_restore
 from flows.backup.run import BackupFailed
 from flows.backup.verify import verify_repository
-from scholar_ops.redisserver import throwaway_redis
 from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.redis.server import throwaway_redis
 from scholar_ops.vault.errors import TargetNotEmpty
 from tests.helpers import DIM, fill_chroma, redis_state, tree_state
 

@@ -28,9 +28,9 @@ from flows.backup.full_backup import full_backup
 from flows.backup.restore_drill import DrillFailed, restore_drill
 from scholar_ops.cli import main
 from scholar_ops.monitoring import names
-from scholar_ops.redisserver import throwaway_redis
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.drill import DRILL_DB_PREFIX
+from scholar_ops.sources.redis.server import throwaway_redis
 from scholar_ops.vault.pack import pack_name
 
 DIM = 384

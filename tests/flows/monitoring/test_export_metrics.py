@@ -24,8 +24,8 @@ from flows.monitoring.export_metrics import metrics_export
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.push import PushError
 from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.process import free_port
 from scholar_ops.vault.archiver import backup_stream
-from tests.fixtures.ports import free_port
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):

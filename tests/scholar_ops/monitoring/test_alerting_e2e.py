@@ -37,13 +37,13 @@ from blocks.repository import BackupRepository
 from flows.backup.incremental_backup import incremental_backup
 from flows.backup.run import BackupFailed
 from scholar_ops.monitoring import names
-from scholar_ops.monitoring.alerting_config import (
+from scholar_ops.monitoring.push import push_add
+from scholar_ops.monitoring.samples import gauge
+from scholar_ops.testbed.alerting import (
     default_rule_files,
     render_alertmanager_config,
     render_prometheus_config,
 )
-from scholar_ops.monitoring.push import push_add
-from scholar_ops.monitoring.samples import gauge
 from tests.fixtures.sinks import SmtpSink, WebhookReceiver, message_text
 
 LATENCY_BOUND_S = 30.0

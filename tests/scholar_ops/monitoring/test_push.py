@@ -10,7 +10,7 @@ import pytest
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.push import PushError, delete_group, gateway_display, push_add
 from scholar_ops.monitoring.samples import counter, gauge
-from tests.fixtures.ports import free_port
+from scholar_ops.sources.process import free_port
 
 
 def _group_samples(pushgateway, name, **labels):

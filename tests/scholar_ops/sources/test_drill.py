@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from scholar_ops.redisserver import throwaway_redis
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.chroma.dump import backup_chroma
 from scholar_ops.sources.drill import (
@@ -30,6 +29,7 @@ from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.postgres.dump import backup_database
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
 from scholar_ops.sources.redis.dump import backup_redis
+from scholar_ops.sources.redis.server import throwaway_redis
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.errors import ConfigError, IntegrityError, SnapshotNotFound
 from scholar_ops.vault.pack import pack_name

@@ -8,7 +8,7 @@ import sys
 
 import boto3
 
-from scholar_ops.datagen import GeneratedStream
+from scholar_ops.testbed.datagen import GeneratedStream
 from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.repository import Repository

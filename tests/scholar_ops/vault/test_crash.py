@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from scholar_ops.datagen import CompareSink, GeneratedStream
+from scholar_ops.testbed.datagen import CompareSink, GeneratedStream
 from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.checker import check
 from scholar_ops.vault.prune import forget_and_prune

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from scholar_ops.datagen import GeneratedStream
+from scholar_ops.testbed.datagen import GeneratedStream
 from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.errors import ConfigError, WrongKey

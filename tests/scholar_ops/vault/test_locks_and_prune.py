@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scholar_ops.datagen import GeneratedStream
+from scholar_ops.testbed.datagen import GeneratedStream
 from scholar_ops.vault.archiver import BackupWriter, backup_stream
 from scholar_ops.vault.checker import check
 from scholar_ops.vault.errors import RepositoryLocked
@@ -81,7 +81,7 @@ def test_prune_removes_only_unneeded_packs(repo):
     assert remaining == set(b.packs)
     assert len(list(repo.storage.list("index/"))) == 1
     assert check(repo, read_data=1.0).ok
-    from scholar_ops.datagen import CompareSink
+    from scholar_ops.testbed.datagen import CompareSink
 
     sink = CompareSink(GeneratedStream(10 * MB, seed=33))
     restore_stream(repo, repo.load_snapshot(b.backup_id), sink)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from scholar_ops.datagen import CompareSink, EditedStream, GeneratedStream
+from scholar_ops.testbed.datagen import CompareSink, EditedStream, GeneratedStream
 from scholar_ops.vault.archiver import BackupWriter, backup_stream
 from scholar_ops.vault.pack import pack_name
 from scholar_ops.vault.restorer import restore_stream

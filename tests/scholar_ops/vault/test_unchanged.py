@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 
-from scholar_ops.datagen import GeneratedStream
+from scholar_ops.testbed.datagen import GeneratedStream
 from scholar_ops.vault.archiver import BackupWriter
 from scholar_ops.vault.restorer import restore_stream
 from scholar_ops.vault.snapshot import Entry

@@ -25,15 +25,15 @@ from scholar_ops.monitoring.collectors.redis import collect_redis
 from scholar_ops.monitoring.collectors.system import collect_system, real_mountpoints
 from scholar_ops.monitoring.push import push_add
 from scholar_ops.monitoring.samples import Sample, gauge
-from scholar_ops.reports import snapshot_summary
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
+from scholar_ops.sources.process import free_port
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
 from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.storage import LocalStorage
-from tests.fixtures.ports import free_port
+from scholar_ops.vault.summary import snapshot_summary
 
 
 def _by_name(samples: list[Sample]) -> dict[str, list[Sample]]:

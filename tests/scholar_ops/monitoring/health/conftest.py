@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from scholar_ops.redisserver import RedisServer, throwaway_redis
+from scholar_ops.sources.redis.server import RedisServer, throwaway_redis
 
 PG_PASSWORD = "pg-S3cret-Zq81xv"
 REDIS_PASSWORD = "redis-S3cret-Wm27ks"

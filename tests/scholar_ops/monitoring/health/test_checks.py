@@ -27,10 +27,10 @@ from scholar_ops.monitoring.health.checks import (
     system_check,
     worst,
 )
-from scholar_ops.pgcluster import PgServer
-from scholar_ops.redisserver import RedisServer
+from scholar_ops.sources.postgres.cluster import PgServer
+from scholar_ops.sources.process import free_port
+from scholar_ops.sources.redis.server import RedisServer
 from tests.fixtures.chroma import ChromaServer
-from tests.fixtures.ports import free_port
 from tests.scholar_ops.monitoring.health.conftest import (
     CHROMA_TOKEN,
     HTTP_PASSWORD,

@@ -26,9 +26,9 @@ from scholar_ops.monitoring.health.config import (
 )
 from scholar_ops.monitoring.health.router import health_router
 from scholar_ops.monitoring.names import HEALTH_DURATION, HEALTH_OVERALL, HEALTH_STATUS
-from scholar_ops.pgcluster import PgServer
-from scholar_ops.redisserver import RedisServer
-from tests.fixtures.ports import free_port
+from scholar_ops.sources.postgres.cluster import PgServer
+from scholar_ops.sources.process import free_port
+from scholar_ops.sources.redis.server import RedisServer
 from tests.scholar_ops.monitoring.health.conftest import (
     HTTP_PASSWORD,
     PG_PASSWORD,

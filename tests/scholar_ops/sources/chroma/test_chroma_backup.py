@@ -11,11 +11,11 @@ import pytest
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.chroma.dump import backup_chroma, sample_positions
 from scholar_ops.sources.chroma.restore import restore_chroma, restore_chroma_physical
+from scholar_ops.sources.process import free_port
 from scholar_ops.vault.archiver import BackupWriter
 from scholar_ops.vault.errors import ConfigError, SourceError, TargetNotEmpty, VaultError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer
-from tests.fixtures.ports import free_port
 from tests.scholar_ops.sources.chroma.conftest import (
     COLLECTIONS,
     DIM,

@@ -9,8 +9,8 @@ import subprocess
 import psycopg
 import pytest
 
-from scholar_ops.sample import aischolar
 from scholar_ops.sources.postgres.dump import backup_database
+from scholar_ops.testbed.sample import aischolar
 
 
 def _restic_added(repo_dir, password_env, dump_cmd) -> int:

@@ -11,10 +11,10 @@ import subprocess
 import psycopg
 import pytest
 
-from scholar_ops.sample import KITCHEN_SINK_SQL
-from scholar_ops.sample.fingerprint import database_fingerprint
 from scholar_ops.sources.postgres.dump import backup_database
 from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
+from scholar_ops.testbed.sample import KITCHEN_SINK_SQL
+from scholar_ops.testbed.sample.fingerprint import database_fingerprint
 from scholar_ops.vault.errors import SourceError, TargetNotEmpty
 
 

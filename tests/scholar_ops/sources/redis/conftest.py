@@ -1,6 +1,6 @@
 """Throwaway Redis servers for the Redis adapter's tests (never the machine's 6379).
 
-`redis_source` and `redis_target` (module): servers started by scholar_ops.redisserver;
+`redis_source` and `redis_target` (module): servers started by scholar_ops.sources.redis.server;
 the source streams diskless RDBs without the default 5 s wait for more replicas.
 `source` / `target` (function): their connection settings, every database emptied.
 """
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scholar_ops.redisserver import RedisServer, throwaway_redis
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
+from scholar_ops.sources.redis.server import RedisServer, throwaway_redis
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.storage import LocalStorage

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from scholar_ops.redisserver import RedisServer
+from scholar_ops.sources.redis.server import RedisServer
 
 DBS = (0, 1, 5)
 TTL_KEYS = {0: [b"session:1", b"cache:big"], 1: [b"ttl:hash"], 5: [b"ttl:zset"]}

@@ -14,7 +14,6 @@ from dataclasses import replace
 
 import pytest
 
-from scholar_ops.redisserver import RedisStartError, throwaway_redis
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
 from scholar_ops.sources.redis.dump import RDB_ENTRY, RedisDumpOptions, backup_redis
 from scholar_ops.sources.redis.restore import (
@@ -23,6 +22,7 @@ from scholar_ops.sources.redis.restore import (
     restore_redis_rdb,
     verify_redis,
 )
+from scholar_ops.sources.redis.server import RedisStartError, throwaway_redis
 from scholar_ops.vault.errors import SourceError, TargetNotEmpty, VaultError
 from tests.scholar_ops.sources.redis.conftest import FAST_SYNC, conninfo
 from tests.scholar_ops.sources.redis.data import (

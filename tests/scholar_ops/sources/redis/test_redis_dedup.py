@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 
-from scholar_ops.sample.redisvalues import text_pool, value
 from scholar_ops.sources.redis.dump import backup_redis
 from scholar_ops.sources.redis.restore import restore_redis_rdb
+from scholar_ops.testbed.sample.redisvalues import text_pool, value
 
 
 def test_second_backup_after_one_percent_of_keys_changed_stores_little(

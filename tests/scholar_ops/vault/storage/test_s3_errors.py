@@ -10,9 +10,9 @@ import pytest
 from botocore.stub import Stubber
 
 from blocks.storage import storage_from_s3_bucket
+from scholar_ops.sources.process import free_port
 from scholar_ops.vault.errors import ObjectNotFound, StorageError, TransientStorageError
 from scholar_ops.vault.storage import RetryingStorage, S3Storage, Storage
-from tests.fixtures.ports import free_port
 from tests.fixtures.s3 import S3Server
 
 OPERATIONS: dict[str, Callable[[Storage], object]] = {

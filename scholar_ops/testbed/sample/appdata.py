@@ -41,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scholar_ops.sample import redisvalues
-from scholar_ops.sample.aischolar import GLUE, WORDS
+from scholar_ops.testbed.sample import redisvalues
+from scholar_ops.testbed.sample.aischolar import GLUE, WORDS
 
 if TYPE_CHECKING:
     import redis
     from chromadb.api import ClientAPI
 
-    from scholar_ops.redisserver import RedisServer
+    from scholar_ops.sources.redis.server import RedisServer
 
 #: the instant the generated history ends (the PostgreSQL sample's HISTORY_END)
 HISTORY_END = datetime(2025, 1, 1, tzinfo=UTC)

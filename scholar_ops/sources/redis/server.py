@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +26,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from scholar_ops.netutil import free_port, wait_for_port
+from scholar_ops.sources.process import ServerStartError, find_program, running_server
 
 RDB_NAME = "dump.rdb"
 
 
-class RedisStartError(RuntimeError):
+class RedisStartError(ServerStartError):
     """redis-server did not come up; the message ends with its log."""
 
 
@@ -64,30 +62,7 @@ class RedisServer:
 
 
 def find_redis_server() -> str:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RedisStartError(
-            "redis-server not found: run `make deps` (Debian: apt-get install redis-server)"
-        )
-    return exe
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()  # with no save points, SIGTERM exits without writing an RDB
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    return find_program("redis-server", package="redis-server")
 
 
 def _place_rdb(rdb: Path, root: Path) -> None:
@@ -101,34 +76,28 @@ def _place_rdb(rdb: Path, root: Path) -> None:
         shutil.copyfile(rdb, dest)
 
 
-def _wait_ready(
-    proc: subprocess.Popen[bytes], port: int, password: str | None, timeout: float
-) -> None:
-    """Until PING answers: loading a large RDB answers LOADING for a while."""
-    deadline = time.monotonic() + timeout
-    wait_for_port(port, timeout=min(timeout, 30))
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=port,
-        password=password,
-        socket_timeout=10,
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RedisStartError(f"redis-server exited {proc.returncode}")
-            try:
-                client.ping()
-                return
-            except (redis.BusyLoadingError, redis.ConnectionError) as e:
-                if isinstance(e, redis.AuthenticationError) or time.monotonic() > deadline:
-                    raise RedisStartError(
-                        f"redis-server not ready after {timeout:.0f} s: {e}"
-                    ) from None
-                time.sleep(0.05)  # loading its data (or exiting: poll() tells)
-    finally:
-        client.close()
+def _pings(password: str | None) -> Callable[[int], bool]:
+    """Ready when PING answers: loading a large RDB answers LOADING for a while."""
+
+    def ready(port: int) -> bool:
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            password=password,
+            socket_timeout=10,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            client.ping()
+            return True
+        except redis.AuthenticationError as e:
+            raise RedisStartError(f"redis-server refused the password: {e}") from None
+        except (redis.BusyLoadingError, redis.ConnectionError):
+            return False
+        finally:
+            client.close()
+
+    return ready
 
 
 @contextmanager
@@ -151,7 +120,6 @@ def throwaway_redis(
     made = root is None
     root = Path(tempfile.mkdtemp(prefix="scholar-ops-redis-")) if root is None else Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    logfile = root / "redis.log"
     try:
         if rdb is not None:
             _place_rdb(Path(rdb), root)
@@ -160,38 +128,28 @@ def throwaway_redis(
             extra += [f"--{name}", str(value)]
         if password is not None:
             extra += ["--requirepass", password]
-        last_error = ""
-        for _attempt in range(3):  # a free port can be taken before the server binds it
-            port = free_port()
-            argv = [
+
+        def argv(port: int) -> list[str]:
+            return [
                 exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
                 "--dbfilename", RDB_NAME, "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--logfile", "", *extra,
             ]  # fmt: skip
-            with logfile.open("ab") as log:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                _wait_ready(proc, port, password, start_timeout)
-            except (TimeoutError, RedisStartError, redis.RedisError) as e:
-                last_error = f"{e}\n--- redis.log ---\n{_tail(logfile)}"
-                _stop(proc)
-                if "Address already in use" not in last_error:
-                    break  # not a port race: retrying would fail the same way
-                continue
-            try:
-                yield RedisServer(
-                    host="127.0.0.1", port=port, dir=root, password=password, pid=proc.pid
-                )
-            finally:
-                _stop(proc)
-            return
-        raise RedisStartError(f"could not start redis-server: {last_error}")
+
+        # with no save points, SIGTERM exits without writing an RDB
+        with running_server(
+            "redis-server",
+            argv,
+            cwd=root,
+            log_path=root / "redis.log",
+            ready=_pings(password),
+            timeout=start_timeout,
+        ) as server:
+            yield RedisServer(
+                host=server.host, port=server.port, dir=root, password=password, pid=server.pid
+            )
+    except ServerStartError as e:
+        raise RedisStartError(str(e)) from None
     finally:
         if made or not keep_data:
             shutil.rmtree(root, ignore_errors=True)

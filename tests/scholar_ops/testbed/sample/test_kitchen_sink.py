@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scholar_ops.sample import KITCHEN_SINK_SQL, DatabaseFingerprint, database_fingerprint
-from scholar_ops.sample.fingerprint import _split_password, normalize_schema_dump
+from scholar_ops.testbed.sample import KITCHEN_SINK_SQL, DatabaseFingerprint, database_fingerprint
+from scholar_ops.testbed.sample.fingerprint import _split_password, normalize_schema_dump
 from tests.fixtures.postgres import PgServer
 
 TIMEOUT = 120

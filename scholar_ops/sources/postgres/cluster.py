@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL clusters from the local binaries (demo, benchmarks, tests).
+"""Throwaway PostgreSQL clusters from the local binaries (restore drills, demo, benchmarks, tests).
 
 `throwaway_cluster()` runs initdb + pg_ctl in a directory on a free loopback
 port, with durability switched off for speed, and stops it at the end. It never
@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from scholar_ops.netutil import free_port, wait_for_port
+from scholar_ops.sources.process import free_port, log_tail, wait_for_port
 
 PG_OS_USER = "postgres"  # the unprivileged OS user that runs the server when we are root
 PG_SUPERUSER = "postgres"  # the database superuser made by initdb
@@ -173,13 +173,6 @@ def reachable_root(preferred: Path) -> Path:
         return Path(tempfile.gettempdir()) / f"scholar-ops-pg-{digest}"
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _start_server(
     root: Path, bin_dir: Path, prefix: list[str], uid: int | None, gid: int | None
 ) -> PgServer:
@@ -232,7 +225,7 @@ def _start_server(
             )
             wait_for_port(port, timeout=30)
         except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as e:
-            last_error = RuntimeError(f"{e}\n--- postgres.log ---\n{_tail(logfile)}")
+            last_error = RuntimeError(f"{e}\n--- postgres.log ---\n{log_tail(logfile)}")
             _stop_server(datadir, bin_dir, prefix, root)
             continue
         return PgServer(

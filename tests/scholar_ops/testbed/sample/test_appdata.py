@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scholar_ops.redisserver import RedisServer, throwaway_redis
-from scholar_ops.sample import appdata
 from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.redis.server import RedisServer, throwaway_redis
+from scholar_ops.testbed.sample import appdata
 
 
 @pytest.fixture(scope="module")

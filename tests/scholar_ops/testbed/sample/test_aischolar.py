@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from scholar_ops.sample import (
+from scholar_ops.testbed.sample import (
     apply_daily_churn,
     create_schema,
     database_fingerprint,
@@ -15,7 +15,7 @@ from scholar_ops.sample import (
     row_counts,
     scale_for_bytes,
 )
-from scholar_ops.sample.aischolar import (
+from scholar_ops.testbed.sample.aischolar import (
     EMBEDDING_DIMS,
     HISTORY_END,
     QUERIES_PER_USER_DAY,

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scholar_ops import pushgateway as pg
-from scholar_ops.pushgateway import PushgatewayStartError, throwaway_pushgateway
+from scholar_ops.sources.process import stop_process
+from scholar_ops.testbed import pushgateway as pg
+from scholar_ops.testbed.pushgateway import PushgatewayStartError, throwaway_pushgateway
 
 
 def test_groups_survive_a_restart_on_the_persistence_file(tmp_path: Path) -> None:
@@ -42,10 +44,13 @@ def test_the_command_serves_the_same_groups(tmp_path: Path) -> None:
         argv = gw.command()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        pg._wait_ready(proc, gw.host, gw.port, timeout=30)
+        deadline = time.monotonic() + 30
+        while not pg.http_ready()(gw.port):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         assert 'scholar_ops_y{instance="",job="demo"} 7' in httpx.get(f"{gw.url}/metrics").text
     finally:
-        pg._stop(proc, 10)
+        stop_process(proc, 10)
 
 
 def test_missing_binary_names_the_debian_package(

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scholar_ops.sample.aischolar import (
+from scholar_ops.testbed.sample.aischolar import (
     apply_daily_churn,
     create_schema,
     load_sample,
     row_counts,
     scale_for_bytes,
 )
-from scholar_ops.sample.fingerprint import DatabaseFingerprint, database_fingerprint
+from scholar_ops.testbed.sample.fingerprint import DatabaseFingerprint, database_fingerprint
 
 #: a PostgreSQL 15 script exercising many kinds of objects (load with psql -v ON_ERROR_STOP=1 -f)
 KITCHEN_SINK_SQL = Path(__file__).with_name("kitchen_sink.sql")

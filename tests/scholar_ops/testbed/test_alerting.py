@@ -1,4 +1,4 @@
-"""scholar_ops/monitoring/alerting_config.py: the rendered variants keep production's rules, routes
+"""scholar_ops/testbed/alerting.py: the rendered variants keep production's rules, routes
 and receivers, and point only the rewritten fields elsewhere."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scholar_ops.monitoring.alerting_config import (
+from scholar_ops.testbed.alerting import (
     default_rule_files,
     parse_duration,
     render_alertmanager_config,
