@@ -36,15 +36,24 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from abc import ABC
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from prefect.blocks.core import Block
-from pydantic import ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from scholar_ops.vault.archiver import Progress
+from scholar_ops.vault.snapshot import BackupType
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import BlockDocument
+
+    from scholar_ops.sources.drill import DrillResult
+    from scholar_ops.vault.repository import Repository
+    from scholar_ops.vault.snapshot import Snapshot
 
 #: Keys Prefect adds to a block's data; never user fields.
 PREFECT_METADATA_KEYS = frozenset({"_block_document_id", "_block_document_name", "_is_anonymous"})
@@ -151,3 +160,109 @@ class StrictBlock(Block, ABC):
                 data = {k: v for k, v in block_document.data.items() if k not in unknown}
                 block_document = block_document.model_copy(update={"data": data})
         return super()._load_from_block_document(block_document, validate=validate)
+
+
+# -- target blocks --------------------------------------------------------------------------
+
+
+def blank_to_none(value: str | None) -> str | None:
+    """The UI submits an emptied text box as "": that means "not set"."""
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def empty_secret_to_none(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and value.get_secret_value() == "":
+        return None
+    return value
+
+
+def check_one_secret_source(
+    inline: SecretStr | None, secret_block: str | None, what: str, field: str
+) -> None:
+    """A secret is held by the block (``field``) or named (``<field>_secret``), not both."""
+    if inline is not None and secret_block is not None:
+        raise ValueError(
+            f"set either {field} or {field}_secret (the name of a Secret block holding the "
+            f"{what}), not both"
+        )
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """What a backup run asks of one target (the target's own settings are in its block)."""
+
+    backup_type: BackupType = "incremental"
+    retention_days: float | None = None
+    group: str | None = None
+    progress: Callable[[Progress], None] | None = None
+
+
+class TargetBlock(StrictBlock, ABC):
+    """A component's target: where its data is, what it is called, and the glue that hands
+    its settings to the engine's backup and restore drill of it.
+
+    ``target_name`` (the label, else the block's name) names its snapshots and metrics.
+    """
+
+    component: ClassVar[str]
+    label: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Short, non-secret name for snapshots, artifacts and metrics "
+        "(default: the block's name).",
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _blank_label_is_none(cls, value: str | None) -> str | None:
+        return blank_to_none(value)
+
+    @property
+    def target_name(self) -> str:
+        """The label, else the block's name (else, unsaved, ``default_name()``)."""
+        return self.label or self._block_document_name or self.default_name()
+
+    @property
+    def earlier_target_names(self) -> list[str]:
+        """The name an unlabelled target's snapshots carried before they were named after
+        the block: ``latest`` falls back to it until the target's first new backup."""
+        old = self.default_name()
+        return [] if self.label or old == self.target_name else [old]
+
+    def resolve_secret(
+        self, inline: SecretStr | None, secret_block: str | None, what: str
+    ) -> str | None:
+        """A password or token: the block's own, else the raw value of its Secret block."""
+        if inline is not None:
+            return inline.get_secret_value()
+        if secret_block is None:
+            return None
+        from blocks.secrets import read_string_secret
+
+        return read_string_secret(secret_block, f"{self.title()} {self.target_name!r}", what)
+
+    @classmethod
+    def title(cls) -> str:
+        return (cls._block_type_name or cls.__name__).removeprefix("scholar-ops ")
+
+    @abstractmethod
+    def default_name(self) -> str:
+        """The name of an unsaved block (and the earlier default name of unlabelled ones)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data is, for logs (never a secret)."""
+
+    def estimate_bytes(self) -> int:
+        """About how many bytes a backup reads (0: unknown); for progress only."""
+        return 0
+
+    @abstractmethod
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        """Back the target up into ``repo`` as one snapshot."""
+
+    @abstractmethod
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """Restore ``snap`` into a scratch place, verify it, remove the scratch place."""

@@ -12,17 +12,28 @@ segment files): faster to restore, but only into the same Chroma version.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from blocks.base import StrictBlock
-from blocks.secrets import read_string_secret
+from blocks.base import (
+    BackupRequest,
+    TargetBlock,
+    blank_to_none,
+    check_one_secret_source,
+    empty_secret_to_none,
+)
 from scholar_ops.sources.chroma.conninfo import DEFAULT_DATABASE, DEFAULT_TENANT, ChromaSource
+from scholar_ops.sources.chroma.dump import backup_chroma
+from scholar_ops.sources.drill import DrillResult, drill_chroma
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
 
 
-class ChromaTarget(StrictBlock):
+class ChromaTarget(TargetBlock):
     """A Chroma store: an embedded directory or a server, and what to back up of it."""
 
+    component: ClassVar[str] = "chroma"
     _block_type_name = "scholar-ops Chroma target"
     _description = (
         "A ChromaDB vector store that scholar-ops backs up and restores: an embedded "
@@ -53,25 +64,16 @@ class ChromaTarget(StrictBlock):
         description="Embedded store only: copy the directory itself instead of a logical export.",
     )
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Records per request.")
-    label: str | None = Field(
-        default=None,
-        max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
-    )
 
-    @field_validator("path", "host", "token_secret", "label")
+    @field_validator("path", "host", "token_secret")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+        return blank_to_none(value)
 
     @field_validator("token")
     @classmethod
     def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
-            return None
-        return value
+        return empty_secret_to_none(value)
 
     @field_validator("collections")
     @classmethod
@@ -88,8 +90,7 @@ class ChromaTarget(StrictBlock):
                 "set exactly one of path (an embedded PersistentClient directory) and host "
                 "(a Chroma server)"
             )
-        if self.token is not None and self.token_secret is not None:
-            raise ValueError("set either token or token_secret, not both")
+        check_one_secret_source(self.token, self.token_secret, "token", "token")
         if self.path is not None and (self.token is not None or self.token_secret is not None):
             raise ValueError("a token is for a Chroma server (host), not an embedded directory")
         if self.physical and self.path is None:
@@ -98,32 +99,22 @@ class ChromaTarget(StrictBlock):
             raise ValueError("a physical copy holds the whole directory: leave collections empty")
         return self
 
-    @property
-    def target_name(self) -> str:
-        """The label, else the block's name (else, unsaved, the directory's or host:port)."""
-        return self.label or self._block_document_name or self._default_name()
-
-    @property
-    def earlier_target_names(self) -> list[str]:
-        """The name unlabelled targets' snapshots carried before (directory name or host:port)."""
-        old = self._default_name()
-        return [] if self.label or old == self.target_name else [old]
-
-    def _default_name(self) -> str:
+    def default_name(self) -> str:
+        """The directory's name, or host:port."""
         if self.path is not None:
             return Path(self.path).name or self.path
         return f"{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        kind = "physical copy" if self.physical else "logical export"
+        return f"{self.source().describe()} ({kind})"
 
     def source(self) -> ChromaSource:
         """Connection settings for the engine, with the token resolved."""
         if self.path is not None:
             return ChromaSource.embedded(self.path, tenant=self.tenant, database=self.database)
         assert self.host is not None
-        token = self.token.get_secret_value() if self.token is not None else None
-        if token is None and self.token_secret is not None:
-            token = read_string_secret(
-                self.token_secret, f"Chroma target {self.target_name!r}", "token"
-            )
+        token = self.resolve_secret(self.token, self.token_secret, "token")
         return ChromaSource.server(
             self.host,
             self.port,
@@ -132,4 +123,24 @@ class ChromaTarget(StrictBlock):
             token_header=self.token_header,
             tenant=self.tenant,
             database=self.database,
+        )
+
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        return backup_chroma(
+            repo,
+            self.source(),
+            target=self.target_name,
+            backup_type=request.backup_type,
+            collections=self.collections,
+            batch_size=self.batch_size,
+            physical=self.physical,
+            retention_days=request.retention_days,
+            group=request.group,
+            progress=request.progress,
+        )
+
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """Into a new embedded directory under ``scratch_dir``."""
+        return drill_chroma(
+            repo, self.target_name, snap=snap, scratch_dir=scratch_dir, batch_size=self.batch_size
         )

@@ -9,16 +9,22 @@ of the same target are not read again.
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from blocks.base import StrictBlock
+from blocks.base import BackupRequest, TargetBlock
+from scholar_ops.sources.drill import DrillResult, drill_files
+from scholar_ops.sources.files.backup import backup_files
 from scholar_ops.vault.errors import ConfigError
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
 
 
-class FilesTarget(StrictBlock):
+class FilesTarget(TargetBlock):
     """A directory tree on this machine (or a mounted filesystem)."""
 
+    component: ClassVar[str] = "files"
     _block_type_name = "scholar-ops files target"
     _description = (
         "A directory tree (uploads, configuration) that scholar-ops backs up with paths, "
@@ -39,11 +45,6 @@ class FilesTarget(StrictBlock):
     ignore_errors: bool = Field(
         default=False,
         description="Skip unreadable files with a warning instead of failing the backup.",
-    )
-    label: str | None = Field(
-        default=None,
-        max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
     )
 
     @field_validator("path")
@@ -71,19 +72,28 @@ class FilesTarget(StrictBlock):
                 raise ValueError(str(e)) from None
         return patterns
 
-    @field_validator("label")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+    def default_name(self) -> str:
+        return self.path
 
-    @property
-    def target_name(self) -> str:
-        """The label, else the block's name (else, unsaved, the path)."""
-        return self.label or self._block_document_name or self.path
+    def describe(self) -> str:
+        return self.path
 
-    @property
-    def earlier_target_names(self) -> list[str]:
-        """The name unlabelled targets' snapshots carried before (the path)."""
-        return [] if self.label or self.path == self.target_name else [self.path]
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        """Unchanged files (size and mtime) are not read again."""
+        return backup_files(
+            repo,
+            self.path,
+            target=self.target_name,
+            include=self.include,
+            exclude=self.exclude,
+            one_file_system=self.one_file_system,
+            ignore_errors=self.ignore_errors,
+            backup_type=request.backup_type,
+            retention_days=request.retention_days,
+            group=request.group,
+            progress=request.progress,
+        )
+
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """Into a scratch directory under ``scratch_dir``."""
+        return drill_files(repo, self.target_name, snap=snap, scratch_dir=scratch_dir)

@@ -16,7 +16,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from blocks.base import StrictBlock
 
-DEFAULT_MONITORING_BLOCK = "scholar-ops-monitoring"
 PUSHGATEWAY_URL_ENV = "SCHOLAR_OPS_PUSHGATEWAY_URL"
 _ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 

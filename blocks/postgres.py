@@ -10,20 +10,33 @@ certificate).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from blocks.base import StrictBlock
-from blocks.secrets import read_string_secret
+from blocks.base import (
+    BackupRequest,
+    TargetBlock,
+    blank_to_none,
+    check_one_secret_source,
+    empty_secret_to_none,
+)
+from scholar_ops.sources.drill import DrillResult, drill_postgres
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
+from scholar_ops.sources.postgres.dump import backup_database
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
+
+#: Most a PostgreSQL drill's pg_restore and COPY may take in all.
+DRILL_TIMEOUT_S = 6 * 3600.0
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class PostgresTarget(StrictBlock):
+class PostgresTarget(TargetBlock):
     """A PostgreSQL database: where to connect, as whom, and a short label for it."""
 
+    component: ClassVar[str] = "postgres"
     _block_type_name = "scholar-ops PostgreSQL target"
     _description = (
         "A PostgreSQL database that scholar-ops backs up and restores: connection "
@@ -48,14 +61,6 @@ class PostgresTarget(StrictBlock):
     connect_timeout: int = Field(
         default=10, ge=1, le=3600, description="Seconds to wait for a connection."
     )
-    label: str | None = Field(
-        default=None,
-        max_length=128,
-        description=(
-            "Short, non-secret name used in snapshots, artifacts and metrics "
-            "(defaults to the block's name)."
-        ),
-    )
 
     @field_validator("host", "database", "user")
     @classmethod
@@ -64,53 +69,30 @@ class PostgresTarget(StrictBlock):
             raise ValueError(f"{info.field_name} must not be empty")
         return value.strip()
 
-    @field_validator("password_secret", "label")
+    @field_validator("password_secret")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
-        # The UI submits an emptied text box as "" rather than null.
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+        return blank_to_none(value)
 
     @field_validator("password")
     @classmethod
     def _empty_password_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
-            return None
-        return value
+        return empty_secret_to_none(value)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> PostgresTarget:
-        if self.password is not None and self.password_secret is not None:
-            raise ValueError(
-                "set either password or password_secret (the name of a Secret block "
-                "holding the password), not both"
-            )
+        check_one_secret_source(self.password, self.password_secret, "password", "password")
         return self
 
-    @property
-    def target_name(self) -> str:
-        """The label, else the block's name (else, unsaved, the database's): safe for
-        snapshots, logs and metrics, and distinct for two servers' same-named databases."""
-        return self.label or self._block_document_name or self.database
+    def default_name(self) -> str:
+        return self.database
 
-    @property
-    def earlier_target_names(self) -> list[str]:
-        """The name unlabelled targets' snapshots carried before (the database's): ``latest``
-        falls back to it until the target's first backup under its new name."""
-        if self.label or self.database == self.target_name:
-            return []
-        return [self.database]
+    def describe(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.database}"
 
     def resolve_password(self) -> str | None:
         """The password from the block itself or from the named Secret block, if any."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_secret is None:
-            return None
-        return read_string_secret(
-            self.password_secret, f"PostgreSQL target {self.target_name!r}", "password"
-        )
+        return self.resolve_secret(self.password, self.password_secret, "password")
 
     def conninfo(self) -> PgConnInfo:
         """Connection settings for the engine, with the password resolved."""
@@ -122,4 +104,31 @@ class PostgresTarget(StrictBlock):
             password=self.resolve_password(),
             sslmode=self.sslmode,
             connect_timeout=self.connect_timeout,
+        )
+
+    def estimate_bytes(self) -> int:
+        import psycopg
+
+        try:
+            with psycopg.connect(**self.conninfo().connect_kwargs()) as conn:
+                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+                return int(row[0]) if row else 0
+        except psycopg.Error:
+            return 0  # the backup itself reports the connection problem
+
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        return backup_database(
+            repo,
+            self.conninfo(),
+            target=self.target_name,
+            backup_type=request.backup_type,
+            retention_days=request.retention_days,
+            group=request.group,
+            progress=request.progress,
+        )
+
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """Into a scratch database on the target's own server (``scratch_dir`` unused)."""
+        return drill_postgres(
+            repo, self.conninfo(), self.target_name, snap=snap, timeout_s=DRILL_TIMEOUT_S
         )

@@ -8,16 +8,28 @@ names the user; it needs the ``SYNC`` (or ``PSYNC``) command to stream the RDB, 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from blocks.base import StrictBlock
-from blocks.secrets import read_string_secret
+from blocks.base import (
+    BackupRequest,
+    TargetBlock,
+    blank_to_none,
+    check_one_secret_source,
+    empty_secret_to_none,
+)
+from scholar_ops.sources.drill import DrillResult, drill_redis
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
+from scholar_ops.sources.redis.dump import backup_redis
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.snapshot import Snapshot
 
 
-class RedisTarget(StrictBlock):
+class RedisTarget(TargetBlock):
     """A Redis server: where to connect, as whom, and a short label for it."""
 
+    component: ClassVar[str] = "redis"
     _block_type_name = "scholar-ops Redis target"
     _description = (
         "A Redis server that scholar-ops backs up (every database, through the replication "
@@ -42,11 +54,6 @@ class RedisTarget(StrictBlock):
     socket_timeout: float = Field(
         default=30.0, gt=0, le=3600, description="Seconds without an answer before a read fails."
     )
-    label: str | None = Field(
-        default=None,
-        max_length=128,
-        description="Short, non-secret name for snapshots, artifacts and metrics (default: the block's name).",
-    )
 
     @field_validator("host")
     @classmethod
@@ -55,48 +62,29 @@ class RedisTarget(StrictBlock):
             raise ValueError(f"{info.field_name} must not be empty")
         return value.strip()
 
-    @field_validator("username", "password_secret", "label", "tls_ca_file")
+    @field_validator("username", "password_secret", "tls_ca_file")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return value.strip()
+        return blank_to_none(value)
 
     @field_validator("password")
     @classmethod
     def _empty_password_is_none(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
-            return None
-        return value
+        return empty_secret_to_none(value)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> RedisTarget:
-        if self.password is not None and self.password_secret is not None:
-            raise ValueError(
-                "set either password or password_secret (the name of a Secret block "
-                "holding the password), not both"
-            )
+        check_one_secret_source(self.password, self.password_secret, "password", "password")
         return self
 
-    @property
-    def target_name(self) -> str:
-        """The label, else the block's name (else, unsaved, host:port)."""
-        return self.label or self._block_document_name or f"{self.host}:{self.port}"
+    def default_name(self) -> str:
+        return f"{self.host}:{self.port}"
 
-    @property
-    def earlier_target_names(self) -> list[str]:
-        """The name unlabelled targets' snapshots carried before (host:port)."""
-        old = f"{self.host}:{self.port}"
-        return [] if self.label or old == self.target_name else [old]
+    def describe(self) -> str:
+        return self.conninfo().describe()
 
     def resolve_password(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_secret is None:
-            return None
-        return read_string_secret(
-            self.password_secret, f"Redis target {self.target_name!r}", "password"
-        )
+        return self.resolve_secret(self.password, self.password_secret, "password")
 
     def conninfo(self) -> RedisConnInfo:
         return RedisConnInfo(
@@ -109,3 +97,29 @@ class RedisTarget(StrictBlock):
             tls_verify=self.tls_verify,
             socket_timeout=self.socket_timeout,
         )
+
+    def estimate_bytes(self) -> int:
+        """The server's dataset memory: about the RDB's size."""
+        try:
+            client = self.conninfo().client(retries=0)
+            try:
+                return int(client.info("memory").get("used_memory_dataset", 0))
+            finally:
+                client.close()
+        except Exception:
+            return 0  # the backup itself reports the connection problem
+
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        return backup_redis(
+            repo,
+            self.conninfo(),
+            target=self.target_name,
+            backup_type=request.backup_type,
+            retention_days=request.retention_days,
+            group=request.group,
+            progress=request.progress,
+        )
+
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """A throwaway redis-server loads the RDB in a scratch directory."""
+        return drill_redis(repo, self.target_name, snap=snap, scratch_dir=scratch_dir)

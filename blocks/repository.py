@@ -23,6 +23,7 @@ from prefect_aws import S3Bucket
 from pydantic import Field, field_validator, model_validator
 
 from blocks.base import StrictBlock
+from blocks.names import DEFAULT_MASTER_KEY_SECRET
 from blocks.secrets import load_master_key
 from blocks.storage import storage_from_s3_bucket
 from scholar_ops.vault.errors import RepositoryExists, RepositoryNotFound
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("blocks.repository")
 
 Compression = Literal["zstd", "gzip", "none"]
-DEFAULT_MASTER_KEY_SECRET = "scholar-ops-master-key"
 _LEVELS = {"zstd": (1, 22), "gzip": (1, 9)}
 
 

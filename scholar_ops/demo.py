@@ -47,7 +47,10 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.summary import BackupSummary
 
 DEMO_REPOSITORY = "demo-repository"
 # Target blocks are named as their snapshots and metrics are (the demo has its own Prefect home).
@@ -96,12 +99,15 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
     from blocks.monitoring import MonitoringSettings
     from blocks.redis import RedisTarget
-    from flows.backup.catalog import backup_catalog
+    from flows.backup.backup_catalog import backup_catalog
     from flows.backup.full_backup import full_backup
     from flows.backup.incremental_backup import incremental_backup
-    from flows.backup.restore import chroma_restore, files_restore, postgres_restore, redis_restore
-    from flows.backup.verify import verify_repository
-    from flows.monitoring.export_metrics import metrics_export
+    from flows.backup.restore_chroma import restore_chroma
+    from flows.backup.restore_files import restore_files
+    from flows.backup.restore_postgres import restore_postgres
+    from flows.backup.restore_redis import restore_redis
+    from flows.backup.verify_repository import verify_repository
+    from flows.monitoring.metrics_export import metrics_export
     from scholar_ops.cli import main as cli
     from scholar_ops.sources.chroma.conninfo import ChromaSource
     from scholar_ops.sources.postgres.cluster import reachable_root, throwaway_cluster
@@ -240,22 +246,19 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         _step("verify-repository flow (structure, and every chunk read back)")
         report = verify_repository(repository=DEMO_REPOSITORY, read_data=1.0)
         print(
-            f"ok: {report['snapshots']} snapshots, {report['packs_read']} packs and "
-            f"{report['chunks_read']} chunks read back"
+            f"ok: {report.snapshots} snapshots, {report.packs_read} packs and "
+            f"{report.chunks_read} chunks read back"
         )
 
         identical: dict[str, bool] = {}
         restore_s: dict[str, float] = {}
 
         _step("restore-postgres flow: latest snapshot into a new database")
-        restored = postgres_restore(
+        restored = restore_postgres(
             target=DEMO_TARGET, database="aischolar_restored", repository=DEMO_REPOSITORY
         )
-        restore_s["postgres"] = restored["duration_s"]
-        print(
-            f"restored {restored['tables']} tables, {restored['rows']} rows in {restored['duration_s']} s; "
-            "row counts match the manifest"
-        )
+        restore_s["postgres"] = restored.duration_s
+        print(restored.line())
         differences = database_fingerprint(source, pg.tool("pg_dump")).diff(
             database_fingerprint(pg.dsn("aischolar_restored"), pg.tool("pg_dump"))
         )
@@ -271,19 +274,14 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         RedisTarget(host=redis_dst.host, port=redis_dst.port).save(
             DEMO_REDIS_RESTORE, overwrite=True
         )
-        into = redis_restore(target=DEMO_REDIS_RESTORE, repository=DEMO_REPOSITORY)
-        restore_s["redis"] = into["duration_s"]
+        into = restore_redis(target=DEMO_REDIS_RESTORE, repository=DEMO_REPOSITORY)
+        restore_s["redis"] = into.duration_s
         print(
-            f"restored {into['restored']} keys into {into['destination']} "
-            f"({human_bytes(into['bytes'])} of DUMP payloads) in {into['duration_s']} s; "
-            f"{into['sample_checked']} sampled values checked"
+            f"{into.line()} ({human_bytes(into.figures['bytes'])} of DUMP payloads, "
+            f"{into.figures['sample_checked']} sampled values checked)"
         )
         rdb_dir = data_dir / "redis-rdb"
-        rdb = redis_restore(rdb_dir=str(rdb_dir), repository=DEMO_REPOSITORY)
-        print(
-            f"wrote {rdb['destination']} ({human_bytes(rdb['bytes'])}, {rdb['keys']} keys), "
-            "checked on a throwaway server"
-        )
+        print(restore_redis(rdb_dir=str(rdb_dir), repository=DEMO_REPOSITORY).line())
         source_keys = appdata.redis_contents(redis_src)
         ok_into = _verdict(
             "restored Redis server equals the source (every key, type, value and TTL, in every database)",
@@ -298,14 +296,10 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
         _step("restore-chroma flow: latest snapshot into a new embedded directory")
         chroma_out = data_dir / "chroma-restored"
-        rc_ = chroma_restore(directory=str(chroma_out), repository=DEMO_REPOSITORY)
-        restore_s["chroma"] = rc_["duration_s"]
-        samples = sum(s[1] for s in rc_["samples"].values())
-        print(
-            f"restored {len(rc_['collections'])} collections, {rc_['records']} records in "
-            f"{rc_['duration_s']} s; counts and the nearest neighbours of {samples} sampled "
-            "records match the backup"
-        )
+        rc_ = restore_chroma(directory=str(chroma_out), repository=DEMO_REPOSITORY)
+        restore_s["chroma"] = rc_.duration_s
+        samples = sum(s[1] for s in rc_.figures["samples"].values())
+        print(f"{rc_.line()} ({samples} sampled records' nearest neighbours)")
         identical["chroma"] = _verdict(
             "restored Chroma store equals the source (collections, ids, documents, metadatas, "
             "embeddings, nearest neighbours)",
@@ -314,12 +308,9 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
         _step("restore-files flow: latest snapshot of the uploads into a new directory")
         uploads_out = data_dir / "uploads-restored"
-        rf = files_restore(destination=str(uploads_out), repository=DEMO_REPOSITORY)
-        restore_s["files"] = rf["duration_s"]
-        print(
-            f"restored {rf['files']} files, {rf['dirs']} directories, {rf['symlinks']} symlinks "
-            f"({human_bytes(rf['bytes'])}) in {rf['duration_s']} s"
-        )
+        rf = restore_files(destination=str(uploads_out), repository=DEMO_REPOSITORY)
+        restore_s["files"] = rf.duration_s
+        print(rf.line())
         identical["files"] = _verdict(
             "restored uploads equal the source (paths, contents, modes, mtimes, symlinks)",
             appdata.tree_differences(uploads, uploads_out),
@@ -327,24 +318,24 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
 
         _step("summary")
         fb, ib = full["postgres"], inc["postgres"]
-        ratio = ib["stored_bytes"] / max(fb["stored_bytes"], 1)
+        ratio = ib.stored_bytes / max(fb.stored_bytes, 1)
         print(
-            f"database       {human_bytes(db_size)} on disk, {human_bytes(fb['size_bytes'])} of dump data"
+            f"database       {human_bytes(db_size)} on disk, {human_bytes(fb.size_bytes)} of dump data"
         )
-        print(f"full backup    stored {human_bytes(fb['stored_bytes'])} in {fb['duration_s']} s "
-              f"({fb['throughput_mb_s']} MB/s)")  # fmt: skip
-        print(f"incremental    stored {human_bytes(ib['stored_bytes'])} after a day of churn "
+        print(f"full backup    stored {human_bytes(fb.stored_bytes)} in {fb.duration_s} s "
+              f"({fb.throughput_mb_s} MB/s)")  # fmt: skip
+        print(f"incremental    stored {human_bytes(ib.stored_bytes)} after a day of churn "
               f"({ratio:.1%} of the full backup)")  # fmt: skip
         print(
-            f"restore        {restored['duration_s']} s, identical to the source: {identical['postgres']}"
+            f"restore        {restored.duration_s} s, identical to the source: {identical['postgres']}"
         )
         print()
         print(f"{'component':<10} {'holds (after the churn)':<44} {'full: stored':>13} "
               f"{'incr.: stored':>14} {'restore':>9}  identical")  # fmt: skip
         for c in COMPONENTS:
             f, i = full[c], inc[c]
-            print(f"{c:<10} {i['items']:<44} {human_bytes(f['stored_bytes']):>13} "
-                  f"{human_bytes(i['stored_bytes']):>14} {restore_s[c]:>7} s  {identical[c]}")  # fmt: skip
+            print(f"{c:<10} {i.items:<44} {human_bytes(f.stored_bytes):>13} "
+                  f"{human_bytes(i.stored_bytes):>14} {restore_s[c]:>7} s  {identical[c]}")  # fmt: skip
         everything = all(identical[c] for c in COMPONENTS)
         print(f"every component restored identical to its source: {everything}")
         print(f"\nrepository     {data_dir / 'repository'} (master key: {key_file})")
@@ -530,20 +521,20 @@ def _print_metrics(text: str, human: Callable[[float], str]) -> None:
         print(f"NOT OK: {', '.join(down)}")
 
 
-def _by_component(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {r["component"]: r for r in results}
+def _by_component(results: list[BackupSummary]) -> dict[str, BackupSummary]:
+    out = {r.component: r for r in results}
     missing = [c for c in COMPONENTS if c not in out]
     if missing:
         raise RuntimeError(f"the backup flow returned no snapshot of {', '.join(missing)}")
     return out
 
 
-def _print_backup(r: dict[str, Any], human: Callable[[float], str]) -> None:
-    data = "of dump data" if r["component"] == "postgres" else "read"
+def _print_backup(r: BackupSummary, human: Callable[[float], str]) -> None:
+    data = "of dump data" if r.component == "postgres" else "read"
     print(
-        f"{r['component'] + '/' + r['target']:<26} snapshot {r['short_id']}: {r['items']}, "
-        f"{human(r['size_bytes'])} {data}, {human(r['new_bytes'])} new, "
-        f"{human(r['stored_bytes'])} stored, {r['duration_s']} s ({r['throughput_mb_s']} MB/s)"
+        f"{r.component + '/' + r.target:<26} snapshot {r.short_id}: {r.items}, "
+        f"{human(r.size_bytes)} {data}, {human(r.new_bytes)} new, "
+        f"{human(r.stored_bytes)} stored, {r.duration_s} s ({r.throughput_mb_s} MB/s)"
     )
 
 

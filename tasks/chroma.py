@@ -1,61 +1,23 @@
-"""Tasks: back up and restore one Chroma target."""
+"""Task: restore a Chroma snapshot into a store, or into a new embedded directory."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from prefect import get_run_logger, task
 
+from blocks.chroma import ChromaTarget
+from blocks.targets import load_block
 from scholar_ops.sources.chroma.conninfo import ChromaSource
-from scholar_ops.sources.chroma.dump import backup_chroma
 from scholar_ops.sources.chroma.restore import Existing, restore_chroma, restore_chroma_physical
 from scholar_ops.vault.errors import ConfigError
-from scholar_ops.vault.snapshot import BackupType
-from tasks.common import (
-    BACKUP_TASK_OPTIONS,
-    RESTORE_TASK_OPTIONS,
-    load_chroma_target,
-    load_repository,
-    run_backup_into,
+from scholar_ops.vault.summary import RestoreSummary
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository
+
+
+@task(
+    name="restore-chroma-target", task_run_name="restore chroma {snapshot}", **RESTORE_TASK_OPTIONS
 )
-
-
-@task(name="backup-chroma", task_run_name="backup chroma {target}", **BACKUP_TASK_OPTIONS)
-def backup_chroma_target(
-    repository: str,
-    target: str,
-    backup_type: BackupType = "incremental",
-    retention_days: float | None = None,
-    group: str | None = None,
-) -> dict[str, Any]:
-    """Export every collection (or copy the embedded directory) as one snapshot."""
-    block = load_chroma_target(target)
-    source = block.source()
-    kind = "physical copy" if block.physical else "logical export"
-    return run_backup_into(
-        repository,
-        block.target_name,
-        "chroma",
-        backup_type,
-        f"{source.describe()} ({kind})",
-        0,
-        lambda repo, progress: backup_chroma(
-            repo,
-            source,
-            target=block.target_name,
-            backup_type=backup_type,
-            collections=block.collections,
-            batch_size=block.batch_size,
-            physical=block.physical,
-            retention_days=retention_days,
-            group=group,
-            progress=progress,
-        ),
-    )
-
-
-@task(name="restore-chroma", task_run_name="restore chroma {snapshot}", **RESTORE_TASK_OPTIONS)
 def restore_chroma_target(
     repository: str,
     snapshot: str = "latest",
@@ -64,7 +26,7 @@ def restore_chroma_target(
     source_target: str | None = None,
     collections: list[str] | None = None,
     existing: Existing = "fail",
-) -> dict[str, Any]:
+) -> RestoreSummary:
     """Restore a Chroma snapshot into the store of the ``target`` block, or into a new
     embedded directory ``directory``; then compare counts and nearest neighbours.
 
@@ -93,7 +55,7 @@ def restore_chroma_target(
         result = restore_chroma_physical(repo, snap, directory)
     else:
         dest = (
-            load_chroma_target(target).source()
+            load_block(ChromaTarget, target).source()
             if target is not None
             else ChromaSource.embedded(str(directory))
         )
@@ -106,10 +68,25 @@ def restore_chroma_target(
             existing,
         )
         result = restore_chroma(repo, snap, dest, collections=collections, existing=existing)
-    out = {"component": "chroma", **asdict(result)}
+    figures = asdict(result)
+    for key in ("destination", "snapshot_id", "duration_s", "mismatches", "warnings"):
+        figures.pop(key, None)
+    restored = f"{len(result.collections)} collections, {result.records} records"
+    restored += "".join(f", {len(v)} {k}" for k, v in (("skipped", result.skipped),
+                                                        ("replaced", result.replaced)) if v)  # fmt: skip
     if result.mismatches:
         raise RuntimeError(
             f"restored chroma data differs from snapshot {snap.short_id}: "
             + "; ".join(result.mismatches[:5])
         )
-    return out
+    return RestoreSummary(
+        component="chroma",
+        snapshot_id=snap.backup_id,
+        destination=result.destination,
+        restored=restored,
+        verified="verified (ids, documents, metadata, embeddings, nearest neighbours)",
+        duration_s=result.duration_s,
+        figures=figures,
+        mismatches=[],
+        warnings=list(result.warnings),
+    )

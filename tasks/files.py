@@ -1,63 +1,18 @@
-"""Tasks: back up and restore one files target (a directory tree)."""
+"""Task: restore a files snapshot (or some paths of it) into a directory."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from prefect import get_run_logger, task
 
-from scholar_ops.sources.files.backup import backup_files
 from scholar_ops.sources.files.restore import restore_files
-from scholar_ops.vault.snapshot import BackupType
-from tasks.common import (
-    BACKUP_TASK_OPTIONS,
-    RESTORE_TASK_OPTIONS,
-    load_files_target,
-    load_repository,
-    run_backup_into,
-)
+from scholar_ops.vault.summary import RestoreSummary, human_bytes
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository
 
 
 @task(
-    name="backup-files",
-    task_run_name="backup files {target}",
-    **{**BACKUP_TASK_OPTIONS, "retries": 2},
-)
-def backup_files_target(
-    repository: str,
-    target: str,
-    backup_type: BackupType = "incremental",
-    retention_days: float | None = None,
-    group: str | None = None,
-) -> dict[str, Any]:
-    """Back the tree up as one snapshot; unchanged files (size and mtime) are not re-read."""
-    block = load_files_target(target)
-    return run_backup_into(
-        repository,
-        block.target_name,
-        "files",
-        backup_type,
-        block.path,
-        0,
-        lambda repo, progress: backup_files(
-            repo,
-            block.path,
-            target=block.target_name,
-            include=block.include,
-            exclude=block.exclude,
-            backup_type=backup_type,
-            retention_days=retention_days,
-            group=group,
-            one_file_system=block.one_file_system,
-            ignore_errors=block.ignore_errors,
-            progress=progress,
-        ),
-    )
-
-
-@task(
-    name="restore-files",
+    name="restore-files-target",
     task_run_name="restore files {snapshot} into {destination}",
     **RESTORE_TASK_OPTIONS,
 )
@@ -68,7 +23,7 @@ def restore_files_target(
     source_target: str | None = None,
     paths: list[str] | None = None,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> RestoreSummary:
     """Rebuild a files snapshot (or ``paths`` of it) under ``destination``, which must be
     missing or empty unless ``overwrite``."""
     logger = get_run_logger()
@@ -84,6 +39,18 @@ def restore_files_target(
         destination,
     )
     result = restore_files(repo, snap, destination, paths=paths, overwrite=overwrite)
-    out = asdict(result)
-    out.update(component="files", destination=out.pop("dest"), mismatches=[])
-    return out
+    figures = asdict(result)
+    for key in ("dest", "snapshot_id", "duration_s", "warnings"):
+        figures.pop(key)
+    return RestoreSummary(
+        component="files",
+        snapshot_id=snap.backup_id,
+        destination=result.dest,
+        restored=f"{result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
+        f"{human_bytes(result.bytes)}",
+        verified="every file's sha256 checked",
+        duration_s=result.duration_s,
+        figures=figures,
+        mismatches=[],
+        warnings=list(result.warnings),
+    )

@@ -19,7 +19,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from blocks.monitoring import DEFAULT_MONITORING_BLOCK, PUSHGATEWAY_URL_ENV, MonitoringSettings
+from blocks.monitoring import PUSHGATEWAY_URL_ENV, MonitoringSettings
+from blocks.names import DEFAULT_MONITORING_BLOCK
+from blocks.targets import load_target
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.backup_status import backup_status_groups, split_key
 from scholar_ops.monitoring.collectors import Collected, Collector, CollectorOutcome, run_collectors
@@ -32,15 +34,10 @@ from scholar_ops.monitoring.collectors.system import collect_system
 from scholar_ops.monitoring.drill_status import drill_status_groups
 from scholar_ops.monitoring.push import PushError, gateway_display, push_group
 from scholar_ops.monitoring.samples import MetricGroup, Sample, gauge
+from scholar_ops.sources.drill import DrillOutcome
 from scholar_ops.vault.errors import ConfigError
-from tasks.common import (
-    load_chroma_target,
-    load_files_target,
-    load_postgres_target,
-    load_redis_target,
-    load_repository,
-    retry_if_transient,
-)
+from scholar_ops.vault.summary import BackupSummary
+from tasks.common import load_repository, retry_if_transient
 
 _PUSH_RETRY: dict[str, Any] = {
     "retries": 2,
@@ -110,22 +107,12 @@ def push_groups(settings: MonitoringSettings, groups: Sequence[MetricGroup]) -> 
 
 # -- backup status ------------------------------------------------------------------------
 
-_TARGET_LOADERS: dict[str, Callable[[str], Any]] = {
-    "postgres": load_postgres_target,
-    "redis": load_redis_target,
-    "chroma": load_chroma_target,
-    "files": load_files_target,
-}
-
 
 def target_label(component: str, block_name: str) -> str:
     """The target block's ``target_name`` (the label its snapshots carry), else the
     block's name when it cannot be loaded."""
-    loader = _TARGET_LOADERS.get(component)
-    if loader is None:
-        return block_name
     try:
-        return str(loader(block_name).target_name)
+        return str(load_target(component, block_name).target_name)
     except Exception:
         return block_name
 
@@ -147,7 +134,7 @@ BACKUP_STATUS_RETRY_DELAYS: tuple[float, ...] = (2.0, 10.0)
 @task(name="push-backup-status", timeout_seconds=120, cache_policy=NO_CACHE)
 def push_backup_status(
     monitoring: str | None,
-    results: list[dict[str, Any]],
+    results: list[BackupSummary],
     failures: dict[str, str],
     reasons: dict[str, str] | None = None,
 ) -> int:
@@ -192,7 +179,7 @@ def _push_status(settings: MonitoringSettings, groups: Sequence[MetricGroup], wh
 
 def push_backup_status_safely(
     monitoring: str | None,
-    results: list[dict[str, Any]],
+    results: list[BackupSummary],
     failures: dict[str, str],
     reasons: dict[str, str] | None = None,
 ) -> int:
@@ -209,7 +196,7 @@ def push_backup_status_safely(
 
 
 @task(name="push-drill-status", timeout_seconds=120, cache_policy=NO_CACHE)
-def push_drill_status(monitoring: str | None, outcomes: list[dict[str, Any]]) -> int:
+def push_drill_status(monitoring: str | None, outcomes: list[DrillOutcome]) -> int:
     """Push each drilled target's status (job scholar-ops-drill; see
     scholar_ops.monitoring.drill_status); returns the number of groups pushed: 0 when monitoring is
     not configured or the push failed (a warning: the drill's result never depends on
@@ -225,7 +212,7 @@ def push_drill_status(monitoring: str | None, outcomes: list[dict[str, Any]]) ->
     return _push_status(settings, drill_status_groups(outcomes), "drill status")
 
 
-def push_drill_status_safely(monitoring: str | None, outcomes: list[dict[str, Any]]) -> int:
+def push_drill_status_safely(monitoring: str | None, outcomes: list[DrillOutcome]) -> int:
     """``push_drill_status``; anything else going wrong is logged as a warning too."""
     try:
         return push_drill_status(monitoring, outcomes)
@@ -251,9 +238,8 @@ def _database_collector(
 ) -> Collector:
     """A collector for one target block; a block that cannot be loaded (or its secret
     resolved) becomes a collector that fails with that error."""
-    loader = _TARGET_LOADERS[component]
     try:
-        block = loader(block_name)
+        block = load_target(component, block_name)
         target = str(block.target_name)
         labels = {"component": component, "target": target}
         collect = make(block, labels)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +9,11 @@ from prefect import get_run_logger, task
 from prefect.tasks import exponential_backoff
 
 from blocks.secrets import load_master_key
-from scholar_ops.vault.checker import check
+from scholar_ops.vault.checker import CheckReport, check
+from scholar_ops.vault.errors import WrongKey
 from scholar_ops.vault.known import default_state_dir
-from scholar_ops.vault.prune import RetentionPolicy, prune_by_policy
+from scholar_ops.vault.prune import PruneReport, RetentionPolicy, prune_by_policy
+from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.summary import catalog_row
 from tasks.common import load_repository, retry_if_transient
 
@@ -60,16 +61,13 @@ def list_snapshots(
 
 
 @task(name="check-repository", **_RETRY)
-def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
+def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
     logger = get_run_logger()
     repo = load_repository(repository).open()
     # This worker remembers the snapshots it saw: one vanishing later is reported.
     report = check(repo, read_data=read_data, known_state=default_state_dir())
     for notice in report.notices:
         logger.warning("%s", notice)
-    result = asdict(report)
-    result["problems"] = [str(p) for p in report.problems]
-    result["ok"] = report.ok
     logger.info(
         "check: %d snapshots, %d packs, %d read back, %d problems",
         report.snapshots,
@@ -77,26 +75,31 @@ def check_repository(repository: str, read_data: float = 0.0) -> dict[str, Any]:
         report.packs_read,
         len(report.problems),
     )
-    return result
+    return report
 
 
-@task(name="apply-retention", **_RETRY)
-def apply_retention(
-    repository: str, policy: dict[str, int], dry_run: bool = False
-) -> dict[str, Any]:
+@task(name="prune-snapshots", **_RETRY)
+def prune_snapshots(repository: str, policy: RetentionPolicy, dry_run: bool = False) -> PruneReport:
+    """Forget the snapshots ``policy`` does not keep, then delete the data none needs."""
     repo = load_repository(repository).open()
-    report = prune_by_policy(
+    return prune_by_policy(
         repo,
-        RetentionPolicy(**policy),
+        policy,
         dry_run=dry_run,
         wait=600,
         on_wait=get_run_logger().warning,  # in the run's log: who holds the lock
     )
-    return asdict(report)
 
 
-@task(name="rotate-master-key")
-def rotate_master_key(repository: str, new_master_key_secret: str) -> list[str]:
-    """Rewrap the data keys with the key in another Secret block; no data is rewritten."""
-    repo = load_repository(repository).open()
-    return repo.rotate_master_key(load_master_key(new_master_key_secret))
+@task(name="rewrap-key-sets")
+def rewrap_key_sets(repository: str, new_master_key_secret: str) -> list[str]:
+    """Rewrap the data keys with the key in another Secret block; no data is rewritten.
+    Nothing to do (an empty list) when an earlier run rewrapped them already."""
+    block = load_repository(repository)
+    new = load_master_key(new_master_key_secret)
+    try:
+        repo = block.open()
+    except WrongKey:
+        Repository.open(block.storage(), new)  # WrongKey again when neither key opens it
+        return []
+    return repo.rotate_master_key(new)

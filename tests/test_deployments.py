@@ -41,3 +41,13 @@ def test_every_flow_has_a_deployment():
                 assert f"{path.relative_to(ROOT)}:{name}" in entry, (
                     f"no deployment for {path}:{name}"
                 )
+
+
+def test_one_name_per_flow():
+    """File, function, flow name and deployment name are one name (dashes in names)."""
+    for dep in DEPLOYMENTS:
+        path, func = dep["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        flow = getattr(module, func)
+        assert Path(path).stem == func, dep["entrypoint"]
+        assert flow.name == func.replace("_", "-") == dep["name"], dep["entrypoint"]

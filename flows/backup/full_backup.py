@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
-from blocks.monitoring import DEFAULT_MONITORING_BLOCK
-from flows.backup.run import component_targets, run_backup
+from blocks.names import DEFAULT_MONITORING_BLOCK, DEFAULT_REPOSITORY_BLOCK
+from flows.backup.group import (
+    FULL_RETENTION_DAYS,
+    back_up_group,
+    targets_of,
+)
+from scholar_ops.vault.summary import BackupSummary
 
 
 @flow(name="full-backup", log_prints=True)
@@ -16,12 +19,17 @@ def full_backup(
     redis_targets: list[str] | None = None,
     chroma_targets: list[str] | None = None,
     file_targets: list[str] | None = None,
-    repository: str = "scholar-ops-repository",
-    retention_days: float | None = 30,
+    repository: str = DEFAULT_REPOSITORY_BLOCK,
+    retention_days: float | None = FULL_RETENTION_DAYS,
     monitoring: str | None = DEFAULT_MONITORING_BLOCK,
-) -> list[dict[str, Any]]:
+) -> list[BackupSummary]:
     """Back up every target fully into the repository block, all in parallel, as one
     snapshot group. Targets are names of PostgreSQL, Redis, Chroma and files target blocks.
     Each target's status goes to the Pushgateway of the ``monitoring`` settings block."""
-    targets = component_targets(postgres_targets, redis_targets, chroma_targets, file_targets)
-    return run_backup("full", repository, targets, retention_days, monitoring)
+    targets = targets_of(
+        postgres_targets=postgres_targets,
+        redis_targets=redis_targets,
+        chroma_targets=chroma_targets,
+        file_targets=file_targets,
+    )
+    return back_up_group("full", repository, targets, retention_days, monitoring)

@@ -12,60 +12,37 @@ after every drill ran and the report was published.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
-from blocks.monitoring import DEFAULT_MONITORING_BLOCK
-from flows.backup.run import COMPONENTS, component_targets
+from blocks.names import DEFAULT_MONITORING_BLOCK, DEFAULT_REPOSITORY_BLOCK
+from flows.backup.group import check_targets, targets_of
 from scholar_ops.monitoring.drill_status import drill_failure_reason
+from scholar_ops.sources.drill import DrillOutcome, DrillResult
 from tasks.artifacts import publish_drill_report
-from tasks.drill import (
-    drill_chroma_target,
-    drill_files_target,
-    drill_postgres_target,
-    drill_redis_target,
-)
 from tasks.metrics import push_drill_status_safely, target_label
-
-
-def _drill_task(component: str) -> Any:
-    """The task drilling one target of ``component`` (looked up at call time: tests swap them)."""
-    return {
-        "postgres": drill_postgres_target,
-        "redis": drill_redis_target,
-        "chroma": drill_chroma_target,
-        "files": drill_files_target,
-    }[component]
+from tasks.targets import drill_target
 
 
 class DrillFailed(RuntimeError):
     """Some drills failed. ``outcomes``: every target's outcome, as the report shows them."""
 
-    def __init__(self, message: str, outcomes: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, outcomes: list[DrillOutcome]) -> None:
         super().__init__(message)
         self.outcomes = outcomes
 
-
-def _check_targets(targets: dict[str, list[str]]) -> None:
-    if not any(targets.values()):
-        raise ValueError(
-            "no targets to drill: pass postgres_targets, redis_targets, chroma_targets or "
-            "file_targets (names of target blocks)"
-        )
-    for component, names in targets.items():
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"{component} target(s) {dupes} listed twice")
+    def __reduce__(self) -> tuple[type[DrillFailed], tuple[str, list[DrillOutcome]]]:
+        return (type(self), (str(self), self.outcomes))
 
 
-def _describe_failure(o: dict[str, Any]) -> str:
-    name = f"{o['component']}/{o['block']}"
-    if o["target"] != o["block"]:
-        name += f" (target {o['target']})"
-    why = o["error"] if o.get("error") is not None else "; ".join(o["mismatches"][:3])
-    return f"{name}, {o['reason']}: {why}"
+def _describe_failure(o: DrillOutcome) -> str:
+    name = f"{o.component}/{o.block}"
+    if o.target != o.block:
+        name += f" (target {o.target})"
+    why = (
+        o.error if o.error is not None else "; ".join((o.result.mismatches if o.result else [])[:3])
+    )
+    return f"{name}, {o.reason}: {why}"
 
 
 @flow(name="restore-drill", log_prints=True)
@@ -74,50 +51,55 @@ def restore_drill(
     redis_targets: list[str] | None = None,
     chroma_targets: list[str] | None = None,
     file_targets: list[str] | None = None,
-    repository: str = "scholar-ops-repository",
+    repository: str = DEFAULT_REPOSITORY_BLOCK,
     monitoring: str | None = DEFAULT_MONITORING_BLOCK,
     scratch_dir: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DrillOutcome]:
     """Restore the latest snapshot of every target into a scratch place, verify it and
     remove it, all in parallel; report, push each target's drill status, and fail
     when any drill failed. Targets are names of target blocks (as for the backups);
     ``scratch_dir``: where scratch directories are made (default: the system's
     temporary directory; PostgreSQL drills use a scratch database instead)."""
     logger = get_run_logger()
-    targets = component_targets(postgres_targets, redis_targets, chroma_targets, file_targets)
-    _check_targets(targets)
-    futures: dict[tuple[str, str], PrefectFuture[dict[str, Any]]] = {}
-    for component in COMPONENTS:
-        task = _drill_task(component)
-        for name in targets[component]:
-            futures[(component, name)] = task.submit(repository, name, scratch_dir)
-    outcomes: list[dict[str, Any]] = []
+    targets = targets_of(
+        postgres_targets=postgres_targets,
+        redis_targets=redis_targets,
+        chroma_targets=chroma_targets,
+        file_targets=file_targets,
+    )
+    check_targets(targets, "drill")
+    futures: dict[tuple[str, str], PrefectFuture[DrillResult]] = {
+        (component, name): drill_target.submit(repository, component, name, scratch_dir)
+        for component, names in targets.items()
+        for name in names
+    }
+    outcomes: list[DrillOutcome] = []
     for (component, name), fut in futures.items():
         try:
-            outcome = {**fut.result(), "block": name}
+            result = fut.result()
         except Exception as e:
-            outcome = {
-                "component": component,
-                "target": target_label(component, name),
-                "block": name,
-                "ok": False,
-                "reason": drill_failure_reason(e),
-                "error": str(e) or type(e).__name__,
-            }
-            logger.error(
-                "drill of %s/%s failed (%s): %s",
+            outcome = DrillOutcome(
                 component,
+                target_label(component, name),
                 name,
-                outcome["reason"],
-                outcome["error"],
+                reason=drill_failure_reason(e),
+                error=str(e) or type(e).__name__,
+            )
+            logger.error(
+                "drill of %s/%s failed (%s): %s", component, name, outcome.reason, outcome.error
             )
         else:
-            if not outcome["ok"]:
-                outcome["reason"] = "verification_failed"
+            outcome = DrillOutcome(
+                component,
+                result.target,
+                name,
+                result=result,
+                reason=None if result.ok else "verification_failed",
+            )
         outcomes.append(outcome)
     publish_drill_report(outcomes)
     push_drill_status_safely(monitoring, outcomes)
-    failed = [o for o in outcomes if not o["ok"]]
+    failed = [o for o in outcomes if not o.ok]
     if failed:
         raise DrillFailed(
             f"{len(failed)} of {len(outcomes)} restore drills failed: "

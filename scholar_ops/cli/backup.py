@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scholar_ops.cli.common import (
     DEFAULT_MONITORING,
@@ -13,9 +12,14 @@ from scholar_ops.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     chosen_targets,
+    flow_parameters,
     target_options,
 )
 from scholar_ops.vault.summary import human_bytes, human_duration
+
+if TYPE_CHECKING:
+    from scholar_ops.sources.drill import DrillOutcome
+    from scholar_ops.vault.summary import BackupSummary
 
 
 def register(sub: Any) -> None:
@@ -62,48 +66,41 @@ def register(sub: Any) -> None:
     dr.set_defaults(func=cmd_drill)
 
 
-def backup_line(r: Mapping[str, Any]) -> str:
-
-    items = r.get("items") or f"{r.get('tables', 0)} tables"
+def backup_line(r: BackupSummary) -> str:
     return (
-        f"snapshot {r['short_id']} {r['component']}/{r['target']} {r['backup_type']}: {items}; "
-        f"{human_bytes(r['size_bytes'])} read, {human_bytes(r['new_bytes'])} new, "
-        f"{human_bytes(r['stored_bytes'])} stored in {r['duration_s']} s "
-        f"({r['throughput_mb_s']} MB/s)"
+        f"snapshot {r.short_id} {r.component}/{r.target} {r.backup_type}: {r.items}; "
+        f"{human_bytes(r.size_bytes)} read, {human_bytes(r.new_bytes)} new, "
+        f"{human_bytes(r.stored_bytes)} stored in {r.duration_s} s "
+        f"({r.throughput_mb_s} MB/s)"
     )
 
 
-def drill_line(outcome: Mapping[str, Any]) -> str:
-    """One line about one drilled target (the command line prints these)."""
-    name = f"{outcome['component']}/{outcome['target']}"
-    if outcome.get("error") is not None:
-        error = str(outcome["error"]).strip().splitlines() or [""]
-        return f"{name}: FAILED ({outcome.get('reason', 'unexpected_error')}): {error[0]}"
-    snap = f"snapshot {outcome['short_id']} ({human_duration(outcome['snapshot_age_s'])} old)"
-    if outcome.get("ok"):
-        checked = outcome.get("checked") or []
-        return f"{name}: ok, {snap}: {checked[0] if checked else 'verified'} in {outcome['duration_s']} s"
-    mismatches = outcome.get("mismatches") or []
+def drill_line(o: DrillOutcome) -> str:
+    """One line about one drilled target."""
+    name = f"{o.component}/{o.target}"
+    r = o.result
+    if r is None:
+        error = (o.error or "").strip().splitlines() or [""]
+        return f"{name}: FAILED ({o.reason or 'unexpected_error'}): {error[0]}"
+    snap = f"snapshot {r.short_id} ({human_duration(r.snapshot_age_s)} old)"
+    if o.ok:
+        return (
+            f"{name}: ok, {snap}: {r.checked[0] if r.checked else 'verified'} in {r.duration_s} s"
+        )
     return (
-        f"{name}: FAILED (verification_failed), {snap}: {len(mismatches)} mismatch(es): "
-        + "; ".join(mismatches[:3])
+        f"{name}: FAILED (verification_failed), {snap}: {len(r.mismatches)} mismatch(es): "
+        + "; ".join(r.mismatches[:3])
     )
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from flows.backup.full_backup import full_backup
+    from flows.backup.group import BackupFailed
     from flows.backup.incremental_backup import incremental_backup
-    from flows.backup.run import BackupFailed
 
     targets = chosen_targets(args)
     flow = full_backup if args.full else incremental_backup
-    kwargs: dict[str, Any] = {
-        "postgres_targets": targets["postgres"],
-        "redis_targets": targets["redis"],
-        "chroma_targets": targets["chroma"],
-        "file_targets": targets["files"],
-        "repository": args.repository,
-    }
+    kwargs: dict[str, Any] = {**flow_parameters(targets), "repository": args.repository}
     if args.retention_days is not None:
         kwargs["retention_days"] = args.retention_days
     try:
@@ -132,10 +129,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     targets = chosen_targets(args)
     try:
         outcomes = restore_drill(
-            postgres_targets=targets["postgres"],
-            redis_targets=targets["redis"],
-            chroma_targets=targets["chroma"],
-            file_targets=targets["files"],
+            **flow_parameters(targets),
             repository=args.repository,
             monitoring=args.monitoring,
             scratch_dir=args.scratch_dir,
@@ -143,7 +137,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     except DrillFailed as e:
         for o in e.outcomes:
             print(drill_line(o))
-        failed = [f"{o['component']}/{o['target']}" for o in e.outcomes if not o["ok"]]
+        failed = [f"{o.component}/{o.target}" for o in e.outcomes if not o.ok]
         print(
             f"scholar-ops drill: {len(failed)} of {len(e.outcomes)} restore drills failed: "
             + ", ".join(failed),

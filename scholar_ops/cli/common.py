@@ -11,15 +11,22 @@ import re
 from datetime import datetime
 from typing import Any
 
+from blocks.names import (
+    DEFAULT_MASTER_KEY_SECRET,
+    DEFAULT_MONITORING_BLOCK,
+    DEFAULT_REPOSITORY_BLOCK,
+)
+from blocks.targets import COMPONENT_NAMES
+from blocks.targets import COMPONENTS as REGISTRY
 from scholar_ops.vault.errors import ConfigError
 
-DEFAULT_REPOSITORY = "scholar-ops-repository"
-DEFAULT_MASTER_SECRET = "scholar-ops-master-key"
+DEFAULT_REPOSITORY = DEFAULT_REPOSITORY_BLOCK
+DEFAULT_MASTER_SECRET = DEFAULT_MASTER_KEY_SECRET
 DEFAULT_TARGET = "aischolar-postgres"
-DEFAULT_MONITORING = "scholar-ops-monitoring"
+DEFAULT_MONITORING = DEFAULT_MONITORING_BLOCK
 DEFAULT_REDIS_TARGET = "aischolar-redis"
 DEFAULT_CHROMA_TARGET = "aischolar-chroma"
-COMPONENTS = ("postgres", "redis", "chroma", "files")
+COMPONENTS = COMPONENT_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -72,33 +79,27 @@ def first_line(exc: BaseException) -> str:
 
 def target_options(p: argparse.ArgumentParser) -> None:
     """--postgres/--redis/--chroma/--files NAME (repeatable): target blocks of each component."""
-    p.add_argument(
-        "--postgres",
-        "--target",
-        dest="postgres",
-        action="append",
-        metavar="NAME",
-        help="PostgreSQL target block (repeatable; --target is the same)",
-    )
-    for component in ("redis", "chroma", "files"):
-        what = {"redis": "Redis", "chroma": "Chroma", "files": "files"}[component]
+    for c in REGISTRY.values():
+        flags = [f"--{c.name}", "--target"] if c.name == "postgres" else [f"--{c.name}"]
+        alias = "; --target is the same" if c.name == "postgres" else ""
         p.add_argument(
-            f"--{component}",
+            *flags,
+            dest=c.name,
             action="append",
             metavar="NAME",
-            help=f"{what} target block (repeatable)",
+            help=f"{c.title} target block (repeatable{alias})",
         )
 
 
 def chosen_targets(args: argparse.Namespace) -> dict[str, list[str]]:
     """component -> target block names of --postgres/--redis/--chroma/--files (default: the
     PostgreSQL target aischolar-postgres)."""
-    postgres = args.postgres
-    if not (postgres or args.redis or args.chroma or args.files):
-        postgres = [DEFAULT_TARGET]
-    return {
-        "postgres": list(postgres or []),
-        "redis": list(args.redis or []),
-        "chroma": list(args.chroma or []),
-        "files": list(args.files or []),
-    }
+    chosen = {name: list(getattr(args, name) or []) for name in COMPONENT_NAMES}
+    if not any(chosen.values()):
+        chosen["postgres"] = [DEFAULT_TARGET]
+    return chosen
+
+
+def flow_parameters(targets: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The backup and drill flows' per-component parameters for ``targets``."""
+    return {REGISTRY[name].flow_parameter: names for name, names in targets.items()}

@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_metrics_export(args: argparse.Namespace) -> int:
-    from flows.monitoring.export_metrics import metrics_export
+    from flows.monitoring.metrics_export import metrics_export
 
     result = metrics_export(monitoring=args.monitoring)
     for group in result["groups"]:

@@ -198,23 +198,22 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
     from prefect.blocks.system import Secret
     from pydantic import SecretStr
 
+    from flows.backup.rotate_master_key import rotate_master_key
     from scholar_ops.cli.setup import write_key_file
-    from scholar_ops.vault.crypto.keys import MasterKey
     from tasks.common import load_repository
 
     block = load_repository(args.repository)
-    repo = block.open()
     if args.new_key_file:
         new = Path(args.new_key_file).read_text().strip()
     else:
         new = secrets.token_hex(32)
         write_key_file(Path(args.write_to), new)
         print(f"generated a new master key in {args.write_to}: keep a copy offline")
-    rewritten = repo.rotate_master_key(MasterKey.from_string(new))
-    # The repository now opens only with the new key: store it where the block points.
-    Secret(value=SecretStr(new)).save(block.master_key_secret, overwrite=True)
+    waiting = f"{block.master_key_secret}-rotating"
+    Secret(value=SecretStr(new)).save(waiting, overwrite=True)
+    rewrapped = rotate_master_key(new_master_key_secret=waiting, repository=args.repository)
     print(
-        f"rewrapped {len(rewritten)} key set(s); Secret block {block.master_key_secret!r} holds "
+        f"rewrapped {len(rewrapped)} key set(s); Secret block {block.master_key_secret!r} holds "
         "the new key"
     )
     return EXIT_OK

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scholar_ops.cli.common import COMPONENTS, DEFAULT_TARGET, EXIT_OK, iso_time
 from scholar_ops.cli.direct import open_repository
 from scholar_ops.cli.errors import find_in_chain
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.summary import RestoreSummary
 from scholar_ops.vault.errors import ConfigError, TargetNotEmpty
 
 
@@ -226,7 +229,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise
         msg = str(not_empty).strip().splitlines()[0] if str(not_empty).strip() else "not empty"
         raise TargetNotEmpty(_not_empty_message(args, component, msg)) from e
-    _print_restore(component, result)
+    _print_restore(result)
     return EXIT_OK
 
 
@@ -236,18 +239,16 @@ def _run_restore(
     snapshot: str,
     to: str | None,
     source_target: str | None,
-) -> dict[str, Any]:
-    from flows.backup.restore import (
-        chroma_restore,
-        files_restore,
-        postgres_restore,
-        redis_restore,
-    )
+) -> RestoreSummary:
+    from flows.backup.restore_chroma import restore_chroma
+    from flows.backup.restore_files import restore_files
+    from flows.backup.restore_postgres import restore_postgres
+    from flows.backup.restore_redis import restore_redis
 
     repository = args.repository
     if component == "postgres":
         assert to is not None
-        return postgres_restore(
+        return restore_postgres(
             target=args.target or DEFAULT_TARGET,
             database=to,
             before=args.before,
@@ -261,7 +262,7 @@ def _run_restore(
             source_target=source_target,
         )
     if component == "redis":
-        return redis_restore(
+        return restore_redis(
             target=args.target,
             rdb_dir=to,
             existing=args.existing or "fail",
@@ -272,7 +273,7 @@ def _run_restore(
             source_target=source_target,
         )
     if component == "chroma":
-        return chroma_restore(
+        return restore_chroma(
             target=args.target,
             directory=to,
             collections=args.collections,
@@ -282,7 +283,7 @@ def _run_restore(
             source_target=source_target,
         )
     assert to is not None
-    return files_restore(
+    return restore_files(
         destination=to,
         paths=args.paths,
         overwrite=args.overwrite,
@@ -292,43 +293,7 @@ def _run_restore(
     )
 
 
-def _print_restore(component: str, result: dict[str, Any]) -> None:
-    from scholar_ops.vault.summary import human_bytes
-
-    short = str(result["snapshot_id"])[:8]
-    if component == "postgres":
-        print(
-            f"restored snapshot {short} into {result['database']}: {result['tables']} tables, "
-            f"{result['rows']} rows in {result['duration_s']} s; row counts match the backup"
-        )
-    elif component == "redis" and "restored" in result:
-        extra = ""
-        if skipped := sum(int(n) for n in (result.get("skipped") or {}).values()):
-            extra += f", {skipped} existing keys kept"
-        if result.get("expired"):
-            extra += f", {result['expired']} expired since the backup"
-        print(
-            f"restored snapshot {short} into {result['destination']}: {result['restored']} keys "
-            f"in {len(result.get('dbs') or [])} databases{extra} in {result['duration_s']} s, "
-            "verified"
-        )
-    elif component == "redis":
-        print(
-            f"restored snapshot {short} into {result['destination']}: {result['keys']} keys, "
-            f"{human_bytes(result['bytes'])}; verified with a throwaway server"
-        )
-    elif component == "chroma":
-        extra = "".join(f", {len(result[k])} {k}" for k in ("skipped", "replaced") if result.get(k))
-        print(
-            f"restored snapshot {short} into {result['destination']}: "
-            f"{len(result['collections'])} collections, {result['records']} records{extra} "
-            f"in {result['duration_s']} s, verified"
-        )
-    else:
-        print(
-            f"restored snapshot {short} into {result['destination']}: {result['files']} files, "
-            f"{result['dirs']} dirs, {result['symlinks']} symlinks, "
-            f"{human_bytes(result['bytes'])} in {result['duration_s']} s"
-        )
-    for w in result.get("warnings") or []:
+def _print_restore(result: RestoreSummary) -> None:
+    print(result.line())
+    for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)

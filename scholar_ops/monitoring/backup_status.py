@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.samples import MetricGroup, Sample, gauge
@@ -28,6 +27,7 @@ from scholar_ops.vault.errors import (
     TransientStorageError,
     WrongKey,
 )
+from scholar_ops.vault.summary import BackupSummary
 
 DEFAULT_INTERVAL = 3600.0
 
@@ -109,22 +109,22 @@ def split_key(key: str) -> tuple[str, str]:
     return component, target
 
 
-def success_samples(result: Mapping[str, Any], labels: dict[str, str]) -> list[Sample]:
-    """The figures of a successful backup (a ``snapshot_summary``)."""
+def success_samples(result: BackupSummary, labels: dict[str, str]) -> list[Sample]:
+    """The figures of a successful backup."""
     samples = [
-        gauge(names.BACKUP_LAST_SUCCESS, iso_to_unix(str(result["timestamp"])), labels),
-        gauge(names.BACKUP_DURATION, float(result["duration_s"]), labels),
-        gauge(names.BACKUP_SIZE, float(result["size_bytes"]), labels),
-        gauge(names.BACKUP_NEW, float(result["new_bytes"]), labels),
-        gauge(names.BACKUP_STORED, float(result["stored_bytes"]), labels),
+        gauge(names.BACKUP_LAST_SUCCESS, iso_to_unix(result.timestamp), labels),
+        gauge(names.BACKUP_DURATION, float(result.duration_s), labels),
+        gauge(names.BACKUP_SIZE, float(result.size_bytes), labels),
+        gauge(names.BACKUP_NEW, float(result.new_bytes), labels),
+        gauge(names.BACKUP_STORED, float(result.stored_bytes), labels),
     ]
-    if result.get("dedup_ratio") is not None:
-        samples.append(gauge(names.BACKUP_DEDUP, float(result["dedup_ratio"]), labels))
+    if result.dedup_ratio is not None:
+        samples.append(gauge(names.BACKUP_DEDUP, float(result.dedup_ratio), labels))
     return samples
 
 
 def backup_status_groups(
-    results: Iterable[Mapping[str, Any]],
+    results: Iterable[BackupSummary],
     failures: Mapping[str, str],
     *,
     expected_interval: IntervalFn | float = DEFAULT_INTERVAL,
@@ -133,8 +133,7 @@ def backup_status_groups(
 ) -> list[MetricGroup]:
     """Groups (job ``scholar-ops-backup``, key component + target) for one run.
 
-    ``results``: snapshot summaries (component, target, timestamp, duration_s,
-    size_bytes, new_bytes, stored_bytes, dedup_ratio). ``failures``:
+    ``results``: the summaries of the snapshots made. ``failures``:
     ``"component/target" -> message`` (the message is not pushed); ``reasons``, with the
     same keys, a category from ``REASONS`` carried as the ``reason`` label of
     ``last_status 0`` (default ``unexpected_error``). A target both in
@@ -164,7 +163,7 @@ def backup_status_groups(
 
     failed = {split_key(k) for k in failures}
     for r in results:
-        component, target = str(r["component"]), str(r["target"])
+        component, target = r.component, r.target
         g = group(component, target)
         g.samples += success_samples(r, g.grouping_key)
         if (component, target) not in failed:

@@ -14,12 +14,12 @@ snapshot to drill).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.backup_status import REASONS, failure_reason
 from scholar_ops.monitoring.samples import MetricGroup, gauge
+from scholar_ops.sources.drill import DrillOutcome
 from scholar_ops.vault.errors import SnapshotNotFound
 
 #: Why a drill failed (the ``reason`` label of ``last_status 0``).
@@ -34,36 +34,35 @@ def drill_failure_reason(exc: BaseException) -> str:
 
 
 def drill_status_groups(
-    outcomes: Iterable[Mapping[str, Any]], *, now: float | None = None
+    outcomes: Iterable[DrillOutcome], *, now: float | None = None
 ) -> list[MetricGroup]:
     """Groups (job ``scholar-ops-drill``, key component + target) for one drill run.
 
-    ``outcomes``: one mapping per drilled target with ``component``, ``target`` and
-    ``ok``; a verified one (``ok`` true) also ``duration_s``; a failed one a
-    ``reason`` (default ``verification_failed``; a value outside ``DRILL_REASONS``
-    becomes ``unexpected_error``). Two outcomes of one component and target (two
-    blocks with one label) make one group, failed if either failed.
+    A verified outcome pushes its duration; a failed one its ``reason`` (default
+    ``verification_failed``; a value outside ``DRILL_REASONS`` becomes
+    ``unexpected_error``). Two outcomes of one component and target (two blocks with
+    one label) make one group, failed if either failed.
     """
     now = time.time() if now is None else now
-    merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+    merged: dict[tuple[str, str], DrillOutcome] = {}
     for o in outcomes:
-        key = (str(o["component"]), str(o["target"]))
-        if key not in merged or not o.get("ok"):
-            if key in merged and not merged[key].get("ok"):
+        key = (o.component, o.target)
+        if key not in merged or not o.ok:
+            if key in merged and not merged[key].ok:
                 continue  # the first failure stands
             merged[key] = o
     groups = []
     for (component, target), o in merged.items():
         labels = {"component": component, "target": target}
         samples = [gauge(names.DRILL_LAST_RUN, now, labels)]
-        if o.get("ok"):
+        if o.ok and o.result is not None:
             samples += [
                 gauge(names.DRILL_LAST_STATUS, 1, labels),
                 gauge(names.DRILL_LAST_SUCCESS, now, labels),
-                gauge(names.DRILL_DURATION, float(o.get("duration_s") or 0.0), labels),
+                gauge(names.DRILL_DURATION, float(o.result.duration_s), labels),
             ]
         else:
-            reason = str(o.get("reason") or "verification_failed")
+            reason = o.reason or "verification_failed"
             if reason not in DRILL_REASONS:
                 reason = "unexpected_error"
             samples.append(gauge(names.DRILL_LAST_STATUS, 0, {**labels, "reason": reason}))

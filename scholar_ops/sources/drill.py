@@ -23,7 +23,8 @@ Failures to restore at all (a damaged repository, an unreachable server, a role
 that cannot create databases) are raised; differences between the restored data
 and the manifest are returned as ``mismatches`` (``ok`` is False).
 
-No Prefect import: tasks.drill wraps these functions, tests call them directly.
+No Prefect import: each target block binds its settings into one of these
+(blocks/*.py ``drill``), tasks.targets.drill_target runs it, tests call them directly.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,29 @@ class DrillResult:
     def ok(self) -> bool:
         return not self.mismatches
 
-    def summary(self) -> dict[str, Any]:
-        """The small result a drill task returns (names and figures, never data)."""
-        out = asdict(self)
-        out["short_id"] = self.snapshot_id[:8]
-        out["ok"] = self.ok
-        return out
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id[:8]
+
+
+@dataclass
+class DrillOutcome:
+    """One target of a drill run: its result, or why its snapshot could not be restored.
+
+    ``block`` is the target block's name (``target`` the name its snapshots carry);
+    ``reason`` a category of the failure (scholar_ops.monitoring.drill_status), None
+    when the drill verified."""
+
+    component: str
+    target: str
+    block: str
+    result: DrillResult | None = None
+    reason: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok and self.error is None
 
 
 def latest_snapshot(repo: Repository, component: str, target: str) -> Snapshot:

@@ -50,6 +50,9 @@ class RetentionPolicy:
         )
 
 
+#: What the apply-retention flow keeps by default (its deployment takes these too).
+DEFAULT_POLICY = RetentionPolicy(keep_last=7, keep_daily=14, keep_weekly=8, keep_monthly=12)
+
 _BUCKETS = {
     "keep_hourly": "%Y-%m-%d %H",
     "keep_daily": "%Y-%m-%d",

@@ -7,6 +7,7 @@ records", and the byte and duration formats every report uses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from scholar_ops.vault.snapshot import Snapshot
@@ -32,29 +33,50 @@ def human_duration(seconds: float) -> str:
     return f"{s / 86400:.1f} d"
 
 
-def snapshot_summary(snap: Snapshot) -> dict[str, Any]:
-    """The small, secret-free result a backup task returns (never data)."""
-    stats = snap.stats
-    duration = max(float(stats.get("duration_s", 0.0)), 1e-3)
-    stored = int(stats.get("bytes_stored", 0))
-    return {
-        "backup_id": snap.backup_id,
-        "short_id": snap.short_id,
-        "component": snap.component,
-        "target": snap.target,
-        "backup_type": snap.backup_type,
-        "timestamp": snap.timestamp,
-        "size_bytes": snap.size_bytes,
-        "new_bytes": int(stats.get("bytes_new", 0)),
-        "stored_bytes": stored,
-        "dedup_ratio": round(snap.size_bytes / stored, 2) if stored else None,
-        "duration_s": round(duration, 2),
-        "throughput_mb_s": round(snap.size_bytes / 1e6 / duration, 1),
-        "checksum": snap.checksum,
-        "retention_until": snap.retention_until,
-        "tables": len(snap.details.get("tables", [])),
-        "items": snapshot_items(snap),
-    }
+@dataclass(frozen=True)
+class BackupSummary:
+    """What a backup reports about its snapshot: small and secret-free (never data)."""
+
+    backup_id: str
+    component: str
+    target: str
+    backup_type: str
+    timestamp: str
+    size_bytes: int
+    new_bytes: int
+    stored_bytes: int
+    dedup_ratio: float | None  # bytes read per byte stored, None when nothing was stored
+    duration_s: float
+    throughput_mb_s: float
+    checksum: str
+    retention_until: str | None
+    items: str  # what it holds, in a few words ("12 tables")
+
+    @property
+    def short_id(self) -> str:
+        return self.backup_id[:8]
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> BackupSummary:
+        stats = snap.stats
+        duration = max(float(stats.get("duration_s", 0.0)), 1e-3)
+        stored = int(stats.get("bytes_stored", 0))
+        return cls(
+            backup_id=snap.backup_id,
+            component=snap.component,
+            target=snap.target,
+            backup_type=snap.backup_type,
+            timestamp=snap.timestamp,
+            size_bytes=snap.size_bytes,
+            new_bytes=int(stats.get("bytes_new", 0)),
+            stored_bytes=stored,
+            dedup_ratio=round(snap.size_bytes / stored, 2) if stored else None,
+            duration_s=round(duration, 2),
+            throughput_mb_s=round(snap.size_bytes / 1e6 / duration, 1),
+            checksum=snap.checksum,
+            retention_until=snap.retention_until,
+            items=snapshot_items(snap),
+        )
 
 
 def snapshot_items(snap: Snapshot) -> str:
@@ -97,3 +119,34 @@ def catalog_row(snap: Snapshot) -> dict[str, Any]:
         "retention_until": (snap.retention_until or "")[:10],
         "group": (snap.group or "")[:8],
     }
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    """What a restore reports, whatever the component (small and secret-free).
+
+    ``restored`` says what came back in a few words ("12 tables, 5400 rows"),
+    ``verified`` what was checked ("row counts match the backup"); ``figures`` holds
+    the component's own numbers for the report.
+    """
+
+    component: str
+    snapshot_id: str
+    destination: str
+    restored: str
+    verified: str
+    duration_s: float
+    figures: dict[str, Any]
+    mismatches: list[str]
+    warnings: list[str]
+
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id[:8]
+
+    def line(self) -> str:
+        """One line for the operator."""
+        return (
+            f"restored snapshot {self.short_id} into {self.destination}: {self.restored} "
+            f"in {self.duration_s} s; {self.verified}"
+        )

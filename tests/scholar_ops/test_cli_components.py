@@ -301,11 +301,11 @@ def test_setup_and_restore_usage_errors(cli_env, monkeypatch, capsys):
 
 
 def test_a_failing_component_fails_the_backup_and_keeps_the_others(cli_env, monkeypatch, capsys):
-    import flows.backup.run as run
-    from tasks.redis import backup_redis_target
+    import flows.backup.group as group
+    from tasks.targets import backup_target
 
     # Connection errors are retried with backoff: not here.
-    monkeypatch.setattr(run, "backup_redis_target", backup_redis_target.with_options(retries=0))
+    monkeypatch.setattr(group, "backup_target", backup_target.with_options(retries=0))
     e = cli_env
     bad = f"down-{e['suffix']}"
     assert _setup(e, "--redis-target", bad, "--redis-port", "1",

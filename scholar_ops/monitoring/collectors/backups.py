@@ -21,7 +21,7 @@ from scholar_ops.vault.snapshot import Snapshot
 
 def snapshot_figures(snap: Snapshot) -> dict[str, float | None]:
     """Duration, size, new, stored and dedup of a snapshot, as a backup run reports them
-    (scholar_ops.vault.summary.snapshot_summary's rounding)."""
+    (scholar_ops.vault.summary.BackupSummary's rounding)."""
     stats = snap.stats
     stored = int(stats.get("bytes_stored", 0))
     return {

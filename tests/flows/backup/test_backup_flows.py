@@ -12,12 +12,12 @@ from pydantic import SecretStr
 
 from blocks.postgres import PostgresTarget
 from blocks.repository import BackupRepository
-from flows.backup.catalog import backup_catalog
+from flows.backup.backup_catalog import backup_catalog
 from flows.backup.full_backup import full_backup
+from flows.backup.group import BackupFailed
 from flows.backup.incremental_backup import incremental_backup
-from flows.backup.restore import postgres_restore
-from flows.backup.run import BackupFailed
-from flows.backup.verify import verify_repository
+from flows.backup.restore_postgres import restore_postgres
+from flows.backup.verify_repository import verify_repository
 
 
 @pytest.fixture
@@ -51,19 +51,19 @@ def _artifact_keys() -> set[str]:
 
 def test_full_then_incremental_then_restore_and_verify(blocks, pg_server):
     full = full_backup(postgres_targets=[blocks["target"]], repository=blocks["repo"])
-    assert full[0]["backup_type"] == "full" and full[0]["tables"] == 1
+    assert full[0].backup_type == "full" and full[0].items == "1 tables"
     with psycopg.connect(pg_server.dsn(blocks["db"]), autocommit=True) as c:
         c.execute("INSERT INTO docs (body) VALUES ('one more')")
     inc = incremental_backup(postgres_targets=[blocks["target"]], repository=blocks["repo"])
-    assert inc[0]["new_bytes"] < full[0]["new_bytes"] / 4
+    assert inc[0].new_bytes < full[0].new_bytes / 4
     assert {"backup-report", "backup-catalog"} <= _artifact_keys()
 
     catalog = backup_catalog(repository=blocks["repo"], component="postgres")
     assert [s["backup_type"] for s in catalog] == ["full", "incremental"]
 
     restored = f"restored_{uuid.uuid4().hex[:6]}"
-    result = postgres_restore(target=blocks["target"], database=restored, repository=blocks["repo"])
-    assert result["row_counts"]["public.docs"] == [20001, 20001]
+    result = restore_postgres(target=blocks["target"], database=restored, repository=blocks["repo"])
+    assert result.figures["row_counts"]["public.docs"] == [20001, 20001]
     with psycopg.connect(pg_server.dsn(restored)) as c:
         assert (
             c.execute("SELECT body FROM docs ORDER BY id DESC LIMIT 1").fetchone()[0] == "one more"  # type: ignore[index]
@@ -71,16 +71,16 @@ def test_full_then_incremental_then_restore_and_verify(blocks, pg_server):
     pg_server.drop_database(restored)
 
     report = verify_repository(repository=blocks["repo"], read_data=1.0)
-    assert report["ok"] and report["packs_read"] > 0
+    assert report.ok and report.packs_read > 0
     assert {"restore-report", "check-report"} <= _artifact_keys()
 
 
 def test_a_failing_target_fails_the_run_but_keeps_the_others(blocks, monkeypatch):
-    import flows.backup.run as run
-    from tasks.postgres import backup_postgres
+    import flows.backup.group as group
+    from tasks.targets import backup_target
 
     # Connection errors are retried (three times, with backoff): keep the test quick.
-    monkeypatch.setattr(run, "backup_postgres", backup_postgres.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(group, "backup_target", backup_target.with_options(retry_delay_seconds=0))
     with pytest.raises(BackupFailed, match="postgres/pg-bad"):
         incremental_backup(
             postgres_targets=[blocks["target"], blocks["bad"]], repository=blocks["repo"]

@@ -15,11 +15,11 @@ from blocks.files import FilesTarget
 from blocks.monitoring import PUSHGATEWAY_URL_ENV, MonitoringSettings
 from blocks.repository import BackupRepository
 from flows.backup.full_backup import full_backup
+from flows.backup.group import BackupFailed
 from flows.backup.incremental_backup import incremental_backup
-from flows.backup.run import BackupFailed
-from flows.backup.run import _backup_task as original_backup_task
 from scholar_ops.monitoring import names
 from scholar_ops.sources.process import free_port
+from tasks.targets import backup_target
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_status_pushed_on_success_and_on_failure(setup, pushgateway, monkeypatch
     assert docs[names.BACKUP_LAST_STATUS] == 1
     assert docs[names.BACKUP_EXPECTED_INTERVAL] == 3600
     assert docs[names.BACKUP_SIZE] == next(
-        r["size_bytes"] for r in results if r["target"] == f"docs-{sfx}"
+        r.size_bytes for r in results if r.target == f"docs-{sfx}"
     )
     config_before = _backup_group(pushgateway, f"config-{sfx}")
 
@@ -102,7 +102,7 @@ def test_a_push_failure_does_not_fail_the_backup(setup, monkeypatch, caplog):
         return_state=True,
     )
     assert state.is_completed()
-    assert state.result()[0]["target"] == f"config-{sfx}"
+    assert state.result()[0].target == f"config-{sfx}"
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("backup status was not pushed" in m for m in warnings), warnings
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
@@ -152,7 +152,7 @@ def test_two_postgres_targets_of_the_same_database_name_stay_apart(
     PostgresTarget(host=pg_server.host, port=1, database=db, user=pg_server.user,
                    connect_timeout=2).save(bad)  # fmt: skip
     monkeypatch.setenv(PUSHGATEWAY_URL_ENV, pushgateway.url)
-    monkeypatch.setattr("flows.backup.run._backup_task", _no_retries)
+    monkeypatch.setattr("flows.backup.group.backup_target", backup_target.with_options(retries=0))
     with pytest.raises(BackupFailed, match=f"postgres/{bad}"):
         full_backup(postgres_targets=[good, bad], repository=f"repo-{sfx}", monitoring=None)
 
@@ -168,8 +168,3 @@ def test_two_postgres_targets_of_the_same_database_name_stay_apart(
     snaps = Repository.open(LocalStorage(tmp_path / "repo"), MasterKey.from_string(key)).snapshots()
     assert [(s.component, s.target) for s in snaps] == [("postgres", good)]
     pg_server.drop_database(db)
-
-
-def _no_retries(component: str):
-    """The component's backup task without its connection retries (a refused port)."""
-    return original_backup_task(component).with_options(retries=0)

@@ -20,12 +20,14 @@ from blocks.files import FilesTarget
 from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
-from flows.backup.catalog import backup_catalog
+from flows.backup.backup_catalog import backup_catalog
 from flows.backup.full_backup import full_backup
+from flows.backup.group import BackupFailed
 from flows.backup.incremental_backup import incremental_backup
-from flows.backup.restore import chroma_restore, files_restore, redis_restore
-from flows.backup.run import BackupFailed
-from flows.backup.verify import verify_repository
+from flows.backup.restore_chroma import restore_chroma
+from flows.backup.restore_files import restore_files
+from flows.backup.restore_redis import restore_redis
+from flows.backup.verify_repository import verify_repository
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.redis.server import throwaway_redis
 from scholar_ops.vault.errors import TargetNotEmpty
@@ -122,13 +124,13 @@ def app(prefect_harness, pg_server, redis_server, tmp_path):
 
 def test_every_component_in_one_group_then_incremental_then_restores(app, redis_server, tmp_path):
     full = full_backup(**app["targets"], repository=app["repo"])
-    by_component = {r["component"]: r for r in full}
+    by_component = {r.component: r for r in full}
     assert sorted(by_component) == ["chroma", "files", "postgres", "redis"]
     catalog = backup_catalog(repository=app["repo"])
     groups = {s["group"] for s in catalog}
     assert len(catalog) == 4 and len(groups) == 1 and None not in groups
-    assert by_component["chroma"]["items"] == "1 collections, 400 records"
-    assert by_component["files"]["items"].startswith("3 files")  # x.tmp excluded
+    assert by_component["chroma"].items == "1 collections, 400 records"
+    assert by_component["files"].items.startswith("3 files")  # x.tmp excluded
 
     # Small changes everywhere: the second run stores little.
     app["redis"].set("cache:new", b"fresh")
@@ -141,34 +143,30 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, redis_
     )
     (app["uploads"] / "new.txt").write_text("new upload")
     inc = incremental_backup(**app["targets"], repository=app["repo"])
-    inc_by = {r["component"]: r for r in inc}
+    inc_by = {r.component: r for r in inc}
     for component in ("redis", "files", "chroma"):
-        assert inc_by[component]["new_bytes"] < 0.5 * by_component[component]["new_bytes"], (
-            component
-        )
-    assert (
-        inc_by["files"]["new_bytes"] < 1000
-    )  # only the new 10-byte file (the 300 kB one unchanged)
-    assert "3 unchanged" in inc_by["files"]["items"]
+        assert inc_by[component].new_bytes < 0.5 * by_component[component].new_bytes, component
+    assert inc_by["files"].new_bytes < 1000  # only the new 10-byte file (the 300 kB one unchanged)
+    assert "3 unchanged" in inc_by["files"].items
 
     # Redis into a fresh server, keys and TTLs equal to the source.
     source_state = _ttl_flags(redis_state(redis_server.host, redis_server.port))
     with throwaway_redis(tmp_path / "redis2") as other:
         name = f"redis-restore-{app['suffix']}"
         RedisTarget(host=other.host, port=other.port).save(name)
-        result = redis_restore(target=name, repository=app["repo"], source_target="cache")
-        assert result["mismatches"] == [] and result["restored"] == len(source_state)
+        result = restore_redis(target=name, repository=app["repo"], source_target="cache")
+        assert result.mismatches == [] and result.restored.startswith(f"{len(source_state)} keys")
         assert _ttl_flags(redis_state(other.host, other.port)) == source_state
         # A second restore into the now non-empty server is refused.
         with pytest.raises(TargetNotEmpty):
-            redis_restore(target=name, repository=app["repo"], source_target="cache")
-    rdb = redis_restore(rdb_dir=str(tmp_path / "rdb"), repository=app["repo"])
-    assert rdb["mismatches"] == [] and (tmp_path / "rdb" / "dump.rdb").stat().st_size > 0
+            restore_redis(target=name, repository=app["repo"], source_target="cache")
+    rdb = restore_redis(rdb_dir=str(tmp_path / "rdb"), repository=app["repo"])
+    assert rdb.mismatches == [] and (tmp_path / "rdb" / "dump.rdb").stat().st_size > 0
 
     # Chroma into a new directory: records equal, neighbours verified by the restore.
     restored_dir = tmp_path / "chroma-restored"
-    result = chroma_restore(directory=str(restored_dir), repository=app["repo"])
-    assert result["collections"] == ["chunks"] and result["records"] == 400
+    result = restore_chroma(directory=str(restored_dir), repository=app["repo"])
+    assert result.figures["collections"] == ["chunks"] and result.figures["records"] == 400
     got = ChromaSource.embedded(restored_dir).client().get_collection("chunks")
     want = col.get(include=["embeddings", "documents", "metadatas"])
     have = got.get(ids=want["ids"], include=["embeddings", "documents", "metadatas"])
@@ -177,21 +175,21 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, redis_
 
     # Files: the tree as it was at the incremental backup, *.tmp excluded.
     dest = tmp_path / "uploads-restored"
-    result = files_restore(destination=str(dest), repository=app["repo"], source_target="uploads")
+    result = restore_files(destination=str(dest), repository=app["repo"], source_target="uploads")
     expected = tree_state(app["uploads"])
     del expected["cache/x.tmp"]
     assert tree_state(dest) == expected
     with pytest.raises(TargetNotEmpty):
-        files_restore(destination=str(dest), repository=app["repo"], source_target="uploads")
+        restore_files(destination=str(dest), repository=app["repo"], source_target="uploads")
 
-    assert verify_repository(repository=app["repo"], read_data=1.0)["ok"]
+    assert verify_repository(repository=app["repo"], read_data=1.0).ok
 
 
 def test_a_failed_component_fails_the_run_and_the_others_stay_valid(app, monkeypatch):
-    import flows.backup.run as run
-    from tasks.redis import backup_redis_target
+    import flows.backup.group as group
+    from tasks.targets import backup_target
 
-    monkeypatch.setattr(run, "backup_redis_target", backup_redis_target.with_options(retries=0))
+    monkeypatch.setattr(group, "backup_target", backup_target.with_options(retries=0))
     bad = f"redis-bad-{app['suffix']}"
     RedisTarget(port=1, label="down").save(bad)
     targets = {**app["targets"], "redis_targets": [bad]}
@@ -204,7 +202,7 @@ def test_a_failed_component_fails_the_run_and_the_others_stay_valid(app, monkeyp
     catalog = backup_catalog(repository=app["repo"])
     assert sorted(s["component"] for s in catalog) == ["chroma", "files", "postgres"]
     assert len({s["group"] for s in catalog}) == 1
-    assert verify_repository(repository=app["repo"], read_data=1.0)["ok"]
+    assert verify_repository(repository=app["repo"], read_data=1.0).ok
 
 
 def test_no_targets_is_a_clear_error(prefect_harness):

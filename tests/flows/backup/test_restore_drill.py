@@ -150,14 +150,16 @@ def test_drills_verify_every_component_then_a_damaged_pack_fails_its_target(
         monitoring=app["monitoring"],
         scratch_dir=str(app["scratch"]),
     )
-    by_component = {o["component"]: o for o in outcomes}
+    by_component = {o.component: o for o in outcomes}
     assert sorted(by_component) == ["chroma", "files", "postgres", "redis"]
     for component, o in by_component.items():
-        assert o["ok"] and o["mismatches"] == [], o
-        assert o["target"] == labels[component]
-        assert o["snapshot_id"] in {b["backup_id"] for b in backups}
-        assert 0 <= o["snapshot_age_s"] < 600 and o["duration_s"] > 0 and o["checked"]
-    assert by_component["postgres"]["checked"][0].startswith("1 tables, 500 rows")
+        r = o.result
+        assert o.ok and r is not None and r.mismatches == [], o
+        assert o.target == labels[component]
+        assert r.snapshot_id in {b.backup_id for b in backups}
+        assert 0 <= r.snapshot_age_s < 600 and r.duration_s > 0 and r.checked
+    pg_result = by_component["postgres"].result
+    assert pg_result is not None and pg_result.checked[0].startswith("1 tables, 500 rows")
     assert _scratch_databases(pg_server) == []
     assert list(app["scratch"].iterdir()) == []
     first = _drill_groups(pushgateway, set(labels.values()))
@@ -188,8 +190,8 @@ def test_drills_verify_every_component_then_a_damaged_pack_fails_its_target(
     message = str(exc.value)
     assert message.startswith("1 of 4 restore drills failed: ")
     assert f"files/{files_block} (target {labels['files']}), repository_damaged" in message
-    failed = [o for o in exc.value.outcomes if not o["ok"]]
-    assert [(o["component"], o["reason"]) for o in failed] == [("files", "repository_damaged")]
+    failed = [o for o in exc.value.outcomes if not o.ok]
+    assert [(o.component, o.reason) for o in failed] == [("files", "repository_damaged")]
     second = _drill_groups(pushgateway, set(labels.values()))
     files = second[("files", labels["files"])]
     assert files[names.DRILL_LAST_STATUS] == (0.0, "repository_damaged")

@@ -34,8 +34,8 @@ from pydantic import SecretStr
 from blocks.files import FilesTarget
 from blocks.monitoring import MonitoringSettings
 from blocks.repository import BackupRepository
+from flows.backup.group import BackupFailed
 from flows.backup.incremental_backup import incremental_backup
-from flows.backup.run import BackupFailed
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.push import push_add
 from scholar_ops.monitoring.samples import gauge
@@ -130,7 +130,7 @@ def test_failed_backup_alerts_by_webhook_and_email_then_resolves(
     )
     assert applied["scholar-ops critical flow run failed"] in ("created", "updated", "unchanged")
 
-    def backup() -> list[dict[str, Any]]:
+    def backup() -> list[Any]:
         # The deployments carry these tags; the automation matches "critical".
         with tags("scholar-ops", "backup", "critical"):
             return incremental_backup(

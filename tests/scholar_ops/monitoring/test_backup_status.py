@@ -11,23 +11,28 @@ import pytest
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.backup_status import backup_status_groups, interval_lookup
 from scholar_ops.monitoring.push import push_group
+from scholar_ops.vault.summary import BackupSummary
 
 SECRET = "pw-" + uuid.uuid4().hex  # stands for a target's password: must appear nowhere
 
 
-def _result(target: str, when: datetime, size: int = 1000, stored: int = 250) -> dict:
-    return {
-        "backup_id": uuid.uuid4().hex,
-        "component": "postgres",
-        "target": target,
-        "timestamp": when.isoformat(),
-        "duration_s": 12.5,
-        "size_bytes": size,
-        "new_bytes": 400,
-        "stored_bytes": stored,
-        "dedup_ratio": round(size / stored, 2),
-        "backup_type": "incremental",
-    }
+def _result(target: str, when: datetime, size: int = 1000, stored: int = 250) -> BackupSummary:
+    return BackupSummary(
+        backup_id=uuid.uuid4().hex,
+        component="postgres",
+        target=target,
+        backup_type="incremental",
+        timestamp=when.isoformat(),
+        size_bytes=size,
+        new_bytes=400,
+        stored_bytes=stored,
+        dedup_ratio=round(size / stored, 2),
+        duration_s=12.5,
+        throughput_mb_s=0.0,
+        checksum="",
+        retention_until=None,
+        items="1 tables",
+    )
 
 
 def _values(group) -> dict[str, float]:

@@ -12,20 +12,36 @@ from scholar_ops.monitoring.drill_status import (
     drill_status_groups,
 )
 from scholar_ops.monitoring.push import push_group
+from scholar_ops.sources.drill import DrillOutcome, DrillResult
 from scholar_ops.vault.errors import IntegrityError, SnapshotNotFound, SourceError
 
 SECRET = "pw-" + uuid.uuid4().hex  # stands for an error message naming a password
 
 
-def _ok(component: str, target: str, duration: float = 4.5) -> dict:
-    return {"component": component, "target": target, "ok": True, "duration_s": duration}
+def _result(component: str, target: str, duration: float, mismatches: list[str]) -> DrillResult:
+    return DrillResult(
+        component=component,
+        target=target,
+        snapshot_id="ab" * 32,
+        snapshot_time="2026-01-01T00:00:00+00:00",
+        snapshot_age_s=60.0,
+        duration_s=duration,
+        mismatches=mismatches,
+    )
 
 
-def _failed(component: str, target: str, reason: str | None = None) -> dict:
-    out = {"component": component, "target": target, "ok": False, "error": SECRET}
-    if reason is not None:
-        out["reason"] = reason
-    return out
+def _ok(component: str, target: str, duration: float = 4.5) -> DrillOutcome:
+    return DrillOutcome(component, target, target, result=_result(component, target, duration, []))
+
+
+def _failed(component: str, target: str, reason: str | None = None) -> DrillOutcome:
+    return DrillOutcome(component, target, target, reason=reason, error=SECRET)
+
+
+def _differs(component: str, target: str) -> DrillOutcome:
+    """Restored, but not what the snapshot holds (the reason the flow gives it)."""
+    r = _result(component, target, 3.0, ["db 0: 3 keys, 4 in the backup"])
+    return DrillOutcome(component, target, target, result=r, reason="verification_failed")
 
 
 def _values(group) -> dict[str, float]:
@@ -37,7 +53,7 @@ def test_success_and_failure_groups():
         [
             _ok("postgres", "app"),
             _failed("files", "uploads", "repository_damaged"),
-            {**_failed("redis", "cache"), "mismatches": ["db 0: 3 keys, 4 in the backup"]},
+            _differs("redis", "cache"),
             _failed("chroma", "vectors", "made up"),
         ],
         now=2_000_000_000.0,

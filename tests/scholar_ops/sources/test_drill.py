@@ -78,7 +78,7 @@ def test_postgres_drill_restores_into_a_scratch_database_and_drops_it(repo, pg_s
         assert result.component == "postgres" and result.target == "papers-db"
         assert result.checked[0].startswith("2 tables, 300 rows")
         assert 0 <= result.snapshot_age_s < 120 and result.duration_s > 0
-        assert result.summary()["short_id"] == result.snapshot_id[:8]
+        assert result.short_id == result.snapshot_id[:8]
         assert _scratch_databases(conn) == []
 
         # A role that cannot create databases: a clear failure, nothing created.

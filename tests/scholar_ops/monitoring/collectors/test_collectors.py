@@ -33,7 +33,7 @@ from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.storage import LocalStorage
-from scholar_ops.vault.summary import snapshot_summary
+from scholar_ops.vault.summary import BackupSummary
 
 
 def _by_name(samples: list[Sample]) -> dict[str, list[Sample]]:
@@ -190,7 +190,7 @@ def test_backups_match_what_a_run_pushes(tmp_path):
     assert _one(samples, names.BACKUP_SNAPSHOTS, target="cache") == 1
     assert 10 <= _one(samples, names.BACKUP_NEWEST_AGE, **app) < 20
     # The same figures a successful run pushes for its snapshot (backup_status).
-    (group,) = backup_status_groups([snapshot_summary(snaps[1])], {}, now=now)
+    (group,) = backup_status_groups([BackupSummary.of(snaps[1])], {}, now=now)
     pushed = {s.name: s.value for s in group.samples}
     for name in (
         names.BACKUP_LAST_SUCCESS,

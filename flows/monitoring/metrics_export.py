@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from blocks.monitoring import DEFAULT_MONITORING_BLOCK
+from blocks.names import DEFAULT_MONITORING_BLOCK
 from tasks.metrics import collect_metrics, push_export_status, push_metrics
 
 

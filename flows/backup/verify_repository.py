@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
+from scholar_ops.vault.checker import CheckReport
 from tasks.artifacts import publish_check_report
 from tasks.repository import check_repository
 
@@ -16,10 +16,12 @@ class RepositoryDamaged(RuntimeError):
 
 @flow(name="verify-repository", log_prints=True)
 def verify_repository(
-    repository: str = "scholar-ops-repository", read_data: float = 0.0
-) -> dict[str, Any]:
+    repository: str = DEFAULT_REPOSITORY_BLOCK, read_data: float = 0.0
+) -> CheckReport:
+    """Check the repository (``read_data``: the fraction of the packs read back, 0-1);
+    the run fails naming every damaged object."""
     report = check_repository(repository, read_data)
     publish_check_report(report)
-    if not report["ok"]:
-        raise RepositoryDamaged("; ".join(report["problems"]))
+    if not report.ok:
+        raise RepositoryDamaged("; ".join(str(p) for p in report.problems))
     return report

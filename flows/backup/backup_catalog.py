@@ -7,13 +7,14 @@ from typing import Any
 
 from prefect import flow
 
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
 from tasks.artifacts import publish_catalog
 from tasks.repository import list_snapshots
 
 
 @flow(name="backup-catalog", log_prints=True)
 def backup_catalog(
-    repository: str = "scholar-ops-repository",
+    repository: str = DEFAULT_REPOSITORY_BLOCK,
     component: str | None = None,
     backup_type: str | None = None,
     since: datetime | None = None,

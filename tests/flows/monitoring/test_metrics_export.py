@@ -14,13 +14,13 @@ import pytest
 from prefect.blocks.system import Secret
 from pydantic import SecretStr
 
-import flows.monitoring.export_metrics as export_module
+import flows.monitoring.metrics_export as export_module
 from blocks.chroma import ChromaTarget
 from blocks.monitoring import MonitoringSettings
 from blocks.postgres import PostgresTarget
 from blocks.redis import RedisTarget
 from blocks.repository import BackupRepository
-from flows.monitoring.export_metrics import metrics_export
+from flows.monitoring.metrics_export import metrics_export
 from scholar_ops.monitoring import names
 from scholar_ops.monitoring.push import PushError
 from scholar_ops.sources.chroma.conninfo import ChromaSource

@@ -1,0 +1,28 @@
+"""The restore-files flow: restore one files snapshot, then publish the restore report."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
+from scholar_ops.vault.summary import RestoreSummary
+from tasks.artifacts import publish_restore_report
+from tasks.files import restore_files_target
+
+
+@flow(name="restore-files", log_prints=True)
+def restore_files(
+    destination: str,
+    snapshot: str = "latest",
+    repository: str = DEFAULT_REPOSITORY_BLOCK,
+    source_target: str | None = None,
+    paths: list[str] | None = None,
+    overwrite: bool = False,
+) -> RestoreSummary:
+    """Rebuild a files snapshot (or ``paths`` of it) under ``destination`` (missing or
+    empty, unless ``overwrite``), with permissions, times and symlinks."""
+    result = restore_files_target(
+        repository, destination, snapshot, source_target, paths, overwrite
+    )
+    publish_restore_report(result)
+    return result

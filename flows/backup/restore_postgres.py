@@ -1,0 +1,45 @@
+"""The restore-postgres flow: restore one PostgreSQL snapshot, then publish the restore report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
+from scholar_ops.vault.summary import RestoreSummary
+from tasks.artifacts import publish_restore_report
+from tasks.postgres import restore_postgres_target
+
+
+@flow(name="restore-postgres", log_prints=True)
+def restore_postgres(
+    target: str,
+    database: str,
+    snapshot: str = "latest",
+    repository: str = DEFAULT_REPOSITORY_BLOCK,
+    before: datetime | None = None,
+    source_target: str | None = None,
+    clean: bool = False,
+    schemas: list[str] | None = None,
+    tables: list[str] | None = None,
+    jobs: int = 2,
+    no_owner: bool = False,
+) -> RestoreSummary:
+    """Restore ``snapshot`` (id, id prefix, or 'latest' [before a time] [of source_target])
+    into ``database`` on the server of the ``target`` block, then check row counts."""
+    result = restore_postgres_target(
+        repository,
+        snapshot,
+        target,
+        database,
+        before,
+        source_target,
+        clean,
+        schemas,
+        tables,
+        jobs,
+        no_owner,
+    )
+    publish_restore_report(result)
+    return result
