@@ -17,7 +17,6 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from prefect_aws import S3Bucket
 from pydantic import Field, field_validator, model_validator
@@ -26,6 +25,7 @@ from blocks.base import StrictBlock
 from blocks.names import DEFAULT_MASTER_KEY_SECRET
 from blocks.secrets import load_master_key
 from blocks.storage import storage_from_s3_bucket
+from scholar_ops.redaction import redact_url
 from scholar_ops.vault.errors import RepositoryExists, RepositoryNotFound
 from scholar_ops.vault.storage import open_storage
 
@@ -127,7 +127,7 @@ class BackupRepository(StrictBlock):
         params = getattr(bucket.credentials, "aws_client_parameters", None)
         endpoint = getattr(params, "endpoint_url", None)
         if endpoint:
-            where += f" (endpoint {_without_userinfo(endpoint)})"
+            where += f" (endpoint {redact_url(endpoint)})"
         return where
 
     def storage(self) -> Storage:
@@ -171,10 +171,3 @@ class BackupRepository(StrictBlock):
             return Repository.open(storage, master)
         log.info("created a new scholar-ops repository at %s", self.location)
         return repo
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -64,6 +64,7 @@ from pydantic import BaseModel, ValidationError
 
 from scholar_ops.automation_defaults import DEFAULT_FILE, DEFAULT_WEBHOOK_BLOCK
 from scholar_ops.project import project_root
+from scholar_ops.redaction import redact_url
 from scholar_ops.vault.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -611,16 +612,6 @@ def alertmanager_alerts_url(alertmanager_url: str) -> str:
     if not path.endswith(ALERTMANAGER_ALERTS_PATH):
         path += ALERTMANAGER_ALERTS_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-def redact_url(url: str) -> str:
-    """The URL without its user and password (for messages)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def apply_webhook_block(

@@ -32,8 +32,9 @@ from scholar_ops.monitoring.collectors.postgres import collect_postgres
 from scholar_ops.monitoring.collectors.redis import collect_redis
 from scholar_ops.monitoring.collectors.system import collect_system
 from scholar_ops.monitoring.drill_status import drill_status_groups
-from scholar_ops.monitoring.push import PushError, gateway_display, push_group
+from scholar_ops.monitoring.push import PushError, push_group
 from scholar_ops.monitoring.samples import MetricGroup, Sample, gauge
+from scholar_ops.redaction import redact_url
 from scholar_ops.sources.drill import DrillOutcome
 from scholar_ops.vault.errors import ConfigError
 from scholar_ops.vault.summary import BackupSummary
@@ -101,7 +102,7 @@ def push_groups(settings: MonitoringSettings, groups: Sequence[MetricGroup]) -> 
             + "; ".join(str(e) for e in failed[:5]),
             transient=any(e.transient for e in failed),
         )
-    logger.info("pushed %d group(s) to %s", pushed, gateway_display(settings.pushgateway_url))
+    logger.info("pushed %d group(s) to %s", pushed, redact_url(settings.pushgateway_url))
     return pushed
 
 

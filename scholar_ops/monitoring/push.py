@@ -15,7 +15,7 @@ import contextlib
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from prometheus_client.exposition import (
     basic_auth_handler,
@@ -25,6 +25,7 @@ from prometheus_client.exposition import (
 )
 
 from scholar_ops.monitoring.samples import MetricGroup, Sample, check_label_value, to_registry
+from scholar_ops.redaction import redact_url
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -37,13 +38,6 @@ class PushError(RuntimeError):
         super().__init__(message)
         self.transient = transient
         self.status = status
-
-
-def gateway_display(url: str) -> str:
-    """The gateway's URL without credentials: safe for logs and error messages."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=netloc, query="", fragment="")).rstrip("/")
 
 
 def _handler(auth: tuple[str, str] | None) -> Callable[..., Callable[[], None]]:
@@ -136,7 +130,7 @@ def _call(
     auth: tuple[str, str] | None,
     **kw: Any,
 ) -> None:
-    where = gateway_display(gateway_url)
+    where = redact_url(gateway_url)
     parts = urlsplit(gateway_url if "://" in gateway_url else f"http://{gateway_url}")
     if parts.username is not None or parts.password is not None:
         raise ValueError(

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from scholar_ops.monitoring.health.config import HealthConfig, redact_url
+from scholar_ops.monitoring.health.config import HealthConfig
+from scholar_ops.redaction import redact_url
 
 GROUPS = ("comprehensive", "database", "services", "performance")
 CATEGORIES = ("database", "service", "system", "backup")

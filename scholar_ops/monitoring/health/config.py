@@ -51,10 +51,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
+from scholar_ops.redaction import redact_url
 from scholar_ops.vault.errors import ConfigError
 
 ENV_PREFIX = "SCHOLAR_OPS_HEALTH_"
@@ -76,21 +77,6 @@ _SECRET_KEYS = {"dsn", "password", "token", "secret"}
 
 class HealthConfigError(ConfigError):
     """A bad health setting; the message names it (file key or environment variable)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, query and fragment: safe for responses and logs."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = host + (f":{parts.port}" if parts.port is not None else "")
-    except ValueError:
-        return "<invalid url>"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass(frozen=True)

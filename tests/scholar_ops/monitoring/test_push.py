@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from scholar_ops.monitoring import names
-from scholar_ops.monitoring.push import PushError, delete_group, gateway_display, push_add
+from scholar_ops.monitoring.push import PushError, delete_group, push_add
 from scholar_ops.monitoring.samples import counter, gauge
+from scholar_ops.redaction import redact_url
 from scholar_ops.sources.process import free_port
 
 
@@ -77,7 +78,7 @@ def test_no_credentials_in_urls_labels_or_messages():
     with pytest.raises(ValueError, match="carries credentials") as info:
         push_add("http://user:hunter2@127.0.0.1:9/", names.JOB_SYSTEM, {"instance": "h"}, [])
     assert "hunter2" not in str(info.value)
-    assert gateway_display("https://u:p@gw.example:9091/?x=1") == "https://gw.example:9091"
+    assert redact_url("https://u:p@gw.example:9091/?x=1") == "https://gw.example:9091/"
     with pytest.raises(ValueError, match="credentials"):
         push_add("http://127.0.0.1:9", names.JOB_APP, {"endpoint": "https://a:b@x"}, [])
     with pytest.raises(ValueError, match="pushed to the group"):

@@ -18,7 +18,6 @@ from scholar_ops.monitoring.health.config import (
     ENV_REDIS_URL,
     HealthConfig,
     HealthConfigError,
-    redact_url,
 )
 from scholar_ops.vault.errors import ConfigError
 
@@ -189,8 +188,3 @@ def test_sections_can_be_switched_off(tmp_path: Path) -> None:
     cfg = HealthConfig.load(path, env={ENV_POSTGRES_DSN: DSN})
     assert cfg.postgres is None and cfg.disk is None and cfg.system is None
     assert checks_from_config(cfg) == []
-
-
-def test_redact_url() -> None:
-    assert redact_url("http://u:p@h:8/x?token=1#f") == "http://u@h:8/x"
-    assert redact_url("https://h/") == "https://h/"
