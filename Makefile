@@ -13,10 +13,11 @@ UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 MYPY_PATHS := scholar_ops blocks tasks flows tests bench
 PYTEST_ARGS ?=
 
-.PHONY: help deps system-deps uv sync test pytest lint typecheck fmt demo bench clean
+.PHONY: help deps system-deps uv sync test test-quick pytest lint typecheck fmt demo bench clean
 
 help:
-	@echo "make test    deps, lint (ruff, format check, mypy), then pytest"
+	@echo "make test    deps, lint (ruff, format check, layers, mypy), then every test"
+	@echo "make test-quick  lint, then the tests that start no service (about a minute)"
 	@echo "make deps    install uv, Debian packages (postgresql, redis, restic, zstd, prometheus, pushgateway, alertmanager), uv sync"
 	@echo "make lint    ruff check, ruff format --check, lint-imports (the layers), mypy"
 	@echo "make fmt     ruff format + ruff check --fix"
@@ -52,6 +53,9 @@ pytest: deps
 
 test: deps lint
 	$(UV) run pytest $(PYTEST_ARGS)
+
+test-quick: sync lint
+	$(UV) run pytest -m "not services and not e2e" $(PYTEST_ARGS)
 
 demo: deps
 	$(UV) run python -m scholar_ops.demo

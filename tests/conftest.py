@@ -23,3 +23,20 @@ def _operator_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("operator-home")
     monkeypatch.setenv("SCHOLAR_OPS_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("SCHOLAR_OPS_STATE_DIR", str(home / "state"))
+
+
+#: Fixtures that start a real service (a server process, or a Prefect API): a test that
+#: uses one, directly or through another fixture, is marked ``services``.
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_server", "pg_db", "redis_server", "redis_client", "s3_server", "s3_bucket_block",
+        "s3_storage", "storage", "chroma_server", "prefect_harness", "pushgateway",
+        "prometheus_factory", "alertmanager_factory",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

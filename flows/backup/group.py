@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture
 
 from blocks.targets import COMPONENT_NAMES, COMPONENTS
 from scholar_ops.monitoring.backup_status import failure_reason
+from scholar_ops.vault.errors import OperationFailed
 from scholar_ops.vault.snapshot import BackupType
 from scholar_ops.vault.summary import BackupSummary
 from tasks.artifacts import publish_backup_report, publish_catalog
@@ -28,7 +29,7 @@ FULL_RETENTION_DAYS = 90.0
 INCREMENTAL_RETENTION_DAYS = 14.0
 
 
-class BackupFailed(RuntimeError):
+class BackupFailed(OperationFailed):
     """Some targets failed; ``results`` holds the summaries of those that succeeded (their
     snapshots are valid), ``failures`` maps "component/target block" to the error."""
 

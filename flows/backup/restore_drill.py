@@ -19,12 +19,13 @@ from blocks.names import DEFAULT_MONITORING_BLOCK, DEFAULT_REPOSITORY_BLOCK
 from flows.backup.group import check_targets, targets_of
 from scholar_ops.monitoring.drill_status import drill_failure_reason
 from scholar_ops.sources.drill import DrillOutcome, DrillResult
+from scholar_ops.vault.errors import OperationFailed
 from tasks.artifacts import publish_drill_report
 from tasks.metrics import push_drill_status_safely, target_label
 from tasks.targets import drill_target
 
 
-class DrillFailed(RuntimeError):
+class DrillFailed(OperationFailed):
     """Some drills failed. ``outcomes``: every target's outcome, as the report shows them."""
 
     def __init__(self, message: str, outcomes: list[DrillOutcome]) -> None:

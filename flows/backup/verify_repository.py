@@ -6,12 +6,13 @@ from prefect import flow
 
 from blocks.names import DEFAULT_REPOSITORY_BLOCK
 from scholar_ops.vault.checker import CheckReport
+from scholar_ops.vault.errors import OperationFailed
 from tasks.artifacts import publish_check_report
 from tasks.repository import check_repository
 
 
-class RepositoryDamaged(RuntimeError):
-    pass
+class RepositoryDamaged(OperationFailed):
+    """The check found problems; the message names every damaged object."""
 
 
 @flow(name="verify-repository", log_prints=True)

@@ -26,11 +26,12 @@ from prometheus_client.exposition import (
 
 from scholar_ops.monitoring.samples import MetricGroup, Sample, check_label_value, to_registry
 from scholar_ops.redaction import redact_url
+from scholar_ops.vault.errors import VaultError
 
 DEFAULT_TIMEOUT = 10.0
 
 
-class PushError(RuntimeError):
+class PushError(VaultError):
     """A push the Pushgateway did not accept. ``transient``: worth another try (the
     gateway is unreachable, timed out or answered 5xx), unlike a rejected push (4xx)."""
 

@@ -24,8 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from scholar_ops.vault.errors import VaultError
 
-class ServerStartError(RuntimeError):
+
+class ServerStartError(VaultError):
     """A server did not come up; the message names it and ends with its log."""
 
 

@@ -1,4 +1,9 @@
-"""Every error the store raises, readable at once.
+"""Every error scholar-ops raises on purpose, readable at once.
+
+The root is ``VaultError`` (named for the store, where it began); every layer
+raises subclasses of it, and the command line maps the classes to its exit codes
+(scholar_ops/cli/errors.py: integrity 3, locked 4, configuration and usage 2,
+anything else 1).
 
 VaultError                      base; str() says what went wrong and what to do
 ├── StorageError                the storage backend failed
@@ -15,8 +20,14 @@ VaultError                      base; str() says what went wrong and what to do
 ├── SnapshotNotFound            no snapshot matches the given id / selector
 ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
 ├── TargetNotEmpty              a restore would overwrite data without being told to
-└── ConfigError                 bad configuration given by the operator
-    └── FormatTooOld            a repository of an older format: run the migration
+├── ConfigError                 bad configuration given by the operator
+│   ├── FormatTooOld            a repository of an older format: run the migration
+│   ├── HealthConfigError       a bad health-service setting (monitoring.health)
+│   └── AutomationsError        a bad automations file or a missing reference
+├── ServerStartError            a throwaway server did not come up (sources.process)
+├── PushError                   the Pushgateway refused or could not be reached
+└── OperationFailed             a run over several targets failed for some of them:
+                                BackupFailed, DrillFailed, RepositoryDamaged (flows)
 """
 
 from __future__ import annotations
@@ -99,3 +110,7 @@ class ConfigError(VaultError):
 
 class FormatTooOld(ConfigError):
     """The repository was written in an older format that this version only migrates."""
+
+
+class OperationFailed(VaultError):
+    """A run over several targets (or objects) failed for some; the others' results stand."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

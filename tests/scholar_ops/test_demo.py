@@ -20,6 +20,8 @@ import yaml
 from scholar_ops.sources.redis.server import RedisServer
 from scholar_ops.testbed.pushgateway import PushgatewayServer
 
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = "/usr/bin/promtool"
 

@@ -1,54 +1,11 @@
 """Backing up a Chroma store: a logical, version-portable export of its collections.
 
-One snapshot (component ``chroma``) holds one entry per collection,
-``collections/<name>.jsonl``: UTF-8 JSON Lines, streamed from Chroma in batches
-(``get(limit, offset)``), never the whole collection in memory.
-
-Line 1, the header::
-
-    {"format": "scholar-ops-chroma-collection/1", "name": ..., "id": ...,
-     "metadata": {...} | null, "configuration": {...}, "schema": {...} | null,
-     "dimension": 384 | null, "embedding_encoding": "base64-float32-le"}
-
-``configuration`` is Chroma's ``configuration_json`` (index type and settings:
-``hnsw`` {space, ef_construction, ef_search, max_neighbors, resize_factor,
-sync_threshold} or ``spann``, and the persisted embedding-function reference);
-``schema`` is Chroma's serialized collection schema, kept for reference.
-
-Then one line per record, keys in this order::
-
-    {"id": "...", "document": "..." | null, "metadata": {...} | null,
-     "uri": "..." | null, "embedding": "<base64>"}
-
-``embedding`` is the base64 of the vector as little-endian float32, so the
-value Chroma stores is kept bit for bit (Chroma stores float32 and hands out
-float64 copies of them). In a cosine collection Chroma 1.5 hands out vectors
-rebuilt from its normalized copy, within an ulp of the values once added: those
-are what the backup holds, and a restored cosine collection again hands out
-values within an ulp of them (nearest neighbours are unaffected). Metadata keys
-are sorted; sparse-vector metadata values use Chroma's own
-``{"#type": "sparse_vector", ...}`` form. A deleted record is simply absent.
-
-Record order is Chroma's own ``get()`` order, its internal insertion order: it
-is stable (an update keeps a record's place, survives reopening the store), new
-records come at the end, and a restore re-creates the same order. So a backup
-of an unchanged collection is byte-identical to the previous one, and a day of
-churn (records appended, a few updated) changes the last chunks and the chunks
-around each update. Sorting by id instead would need every id in memory and,
-with random ids (uuids), would scatter each day's new records over the whole
-file, touching most chunks. The streams are cut finer than the store's default
-(64 KiB average chunks, about 25 records of 384 dimensions).
-
-The manifest's details record, per collection: entry, record count, dimension,
-space, metadata, configuration, the counts Chroma reported before and after the
-export (a logical export is not isolated from concurrent writes: a difference
-is reported as a warning), and K sample records with their ``n_results=10``
-nearest neighbours queried on the source at backup time, which a restore
-queries again to verify the rebuilt index.
-
-``physical=True`` on an embedded directory makes a physical copy instead (see
-``scholar_ops.sources.chroma.physical``): faster to restore, but only with the same Chroma
-version.
+One JSON Lines entry per collection (a header, then one record per line with its
+embedding as little-endian float32 in base64), streamed in batches in Chroma's own
+stable order, so an unchanged collection exports byte-identical; sample records
+and their nearest neighbours go in the manifest for the restore's verification
+(docs/formats.md, "Chroma, logical"). ``physical=True`` copies an embedded
+directory instead (``scholar_ops.sources.chroma.physical``).
 """
 
 from __future__ import annotations

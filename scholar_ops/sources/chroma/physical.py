@@ -1,22 +1,11 @@
-"""A physical copy of an embedded Chroma directory (same Chroma version only).
+"""A physical copy of an embedded Chroma directory (restorable by the same Chroma version only).
 
-The snapshot holds the directory as it is on disk:
-
-- ``physical/chroma.sqlite3``: a consistent copy of Chroma's SQLite database made
-  with SQLite's online backup API (``sqlite3.Connection.backup``, one step) into
-  a temporary file, checked (``PRAGMA quick_check``), streamed into the store,
-  then deleted;
-- ``physical/<segment-uuid>/<file>``: every other file (the HNSW segment files),
-  each its own entry with its mode and mtime.
-
-Chroma writes the segment files itself, outside SQLite's transactions, so the
-copy is only consistent while nothing writes: SQLite's ``data_version`` and
-every file's size and mtime are compared before and after the copy, and a
-directory that changed fails the backup (a transient SourceError: retry when
-the application is idle, or use a logical backup, which also works live).
-
-A physical copy restores only with the Chroma version that wrote it (its
-on-disk formats are internal); logical backups are the portable format.
+The SQLite database copied with SQLite's online backup API, and every segment
+file as its own entry (docs/formats.md, "Chroma, physical"). Chroma writes its
+segment files outside SQLite's transactions, so the copy is consistent only
+while nothing writes: ``data_version`` and every file's size and mtime are
+compared before and after, and a directory that changed fails the backup (a
+transient SourceError: retry when the application is idle, or back up logically).
 """
 
 from __future__ import annotations

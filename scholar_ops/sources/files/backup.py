@@ -1,39 +1,11 @@
-"""Backing up a directory tree (uploaded files, configuration directories).
+"""Backing up a directory tree (uploads, configuration) with its metadata.
 
-One snapshot (component ``files``) holds one entry per file, directory and
-symlink below the root, named by its path relative to the root with ``/``
-separators, in a deterministic order (each directory's names sorted by their
-bytes, parents before their contents):
-
-- regular files (kind ``file``) are streamed from disk through the store's
-  chunker: never whole in memory, never staged;
-- directories (kind ``dir``) and symlinks (kind ``symlink``, with their
-  target) carry metadata only, so empty directories and every permission and
-  mtime come back on restore;
-- permissions (``mode``) and ``mtime_ns`` are on the entries; owners (uid/gid)
-  are in ``details["owners"]`` as the most common pair plus exceptions.
-
-The walk never follows symlinks and, with ``one_file_system``, does not
-descend into other mounted filesystems (the mount point itself is kept, empty).
-Sockets, FIFOs and device nodes are skipped with a warning.
-
-An incremental backup compares every file's size and mtime_ns with the latest
-snapshot of the same target and reuses the earlier entry without reading the
-file when both match (and its chunks are still in the repository). A file that
-changes while it is read (size or mtime differ before and after) is read once
-more; if it changes again the second copy is kept, a warning recorded and its
-pre-read mtime stored, so the next backup reads it again.
-
-A file or directory that cannot be read fails the backup with a ``SourceError``
-naming it, unless ``ignore_errors`` is set: then it is listed in
-``details["errors"]`` and the backup goes on. Files that vanish during the
-walk are skipped with a warning.
-
-Names: entry names must be valid Unicode for the manifest. A path that is not
-valid UTF-8 (a name written by a program in another encoding) is stored under
-its name decoded with ``backslashreplace`` (``b"caf\\xe9"`` -> ``"caf\\\\xe9"``)
-and its exact bytes are kept in ``details["raw_names"]`` (hex), which restore
-uses; symlink targets likewise in ``details["raw_targets"]``.
+One entry per file, directory and symlink, in a deterministic order, with modes,
+times and owners (docs/formats.md, "Files"). Files stream through the chunker;
+an incremental backup reuses an earlier entry without reading a file whose size
+and mtime are unchanged; a file that changes while read is read again. Never
+follows symlinks; ``one_file_system`` stays on the root's filesystem; unreadable
+files fail the backup naming them, unless ``ignore_errors`` lists them instead.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Backing up a PostgreSQL database as a deduplication-friendly logical dump.
 
-One snapshot holds, all read inside one exported transaction snapshot (so the
-parts are consistent with each other):
-
-- ``schema.pgdump``: ``pg_dump --schema-only --format=custom`` (small), which
-  pg_restore replays in two sections around the data (and can filter);
-- ``tables/<schema>.<table>``: each table's rows as ``COPY ... TO STDOUT``
-  text, streamed by psql straight into the store, ordered by primary key. An
-  UPDATE moves a row physically but not in this order, so unchanged rows stay
-  byte-identical between two dumps and deduplicate; row counts are recorded;
-- in the manifest: sequence values, materialized views to refresh, database
-  encoding and locale, table row counts and key columns.
-
-Database dumps are chunked finer than the store's default (128 KiB average):
-a day of scattered updates then touches few chunks.
+One snapshot: the schema as a pg_dump archive and every table's rows as COPY text
+ordered by primary key, all read inside one exported transaction snapshot, with
+row counts, sequences and materialized views in the manifest (docs/formats.md,
+"PostgreSQL"). Dumps are chunked finer than the store's default (128 KiB average)
+so that a day of scattered updates touches few chunks.
 """
 
 from __future__ import annotations

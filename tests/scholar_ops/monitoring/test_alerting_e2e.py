@@ -46,6 +46,8 @@ from scholar_ops.testbed.alerting import (
 )
 from tests.fixtures.sinks import SmtpSink, WebhookReceiver, message_text
 
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
 LATENCY_BOUND_S = 30.0
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,6 +15,8 @@ from scholar_ops.sources.process import stop_process
 from scholar_ops.testbed import pushgateway as pg
 from scholar_ops.testbed.pushgateway import PushgatewayStartError, throwaway_pushgateway
 
+pytestmark = pytest.mark.services
+
 
 def test_groups_survive_a_restart_on_the_persistence_file(tmp_path: Path) -> None:
     root = tmp_path / "gw"

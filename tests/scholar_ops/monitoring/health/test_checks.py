@@ -152,7 +152,7 @@ def test_http_healthy_and_url_redacted(http_stub: HttpStub) -> None:
     r = run_one(http_check("backend", http_stub.url("/health?key=abc", password=HTTP_PASSWORD)))
     assert r.status is Status.HEALTHY, r.error
     assert r.details["status_code"] == 200
-    assert r.details["url"] == f"http://health@127.0.0.1:{http_stub.port}/health"
+    assert r.details["url"] == f"http://127.0.0.1:{http_stub.port}/health"  # no user either
     assert_no_secret(json.dumps(r.to_dict()))
 
 
@@ -182,7 +182,7 @@ def test_http_closed_port() -> None:
     r = run_one(http_check("backend", url, timeout=2))
     assert r.status is Status.UNHEALTHY
     assert r.error is not None and "ConnectError" in r.error
-    assert r.details["url"].startswith("http://user@127.0.0.1:")
+    assert r.details["url"].startswith("http://127.0.0.1:")
     assert_no_secret(json.dumps(r.to_dict()))
 
 

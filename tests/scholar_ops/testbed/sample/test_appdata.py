@@ -16,6 +16,8 @@ from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.redis.server import RedisServer, throwaway_redis
 from scholar_ops.testbed.sample import appdata
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 def two_redis(
