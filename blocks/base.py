@@ -198,6 +198,16 @@ class BackupRequest:
     group: str | None = None
     progress: Callable[[Progress], None] | None = None
 
+    def engine_args(self, target: str) -> dict[str, Any]:
+        """The keyword arguments every engine backup function takes (``target`` and these)."""
+        return {
+            "target": target,
+            "backup_type": self.backup_type,
+            "retention_days": self.retention_days,
+            "group": self.group,
+            "progress": self.progress,
+        }
+
 
 class TargetBlock(StrictBlock, ABC):
     """A component's target: where its data is, what it is called, and the glue that hands

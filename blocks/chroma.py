@@ -129,14 +129,10 @@ class ChromaTarget(TargetBlock):
         return backup_chroma(
             repo,
             self.source(),
-            target=self.target_name,
-            backup_type=request.backup_type,
             collections=self.collections,
             batch_size=self.batch_size,
             physical=self.physical,
-            retention_days=request.retention_days,
-            group=request.group,
-            progress=request.progress,
+            **request.engine_args(self.target_name),
         )
 
     def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:

@@ -89,9 +89,7 @@ class FilesTarget(TargetBlock):
             one_file_system=self.one_file_system,
             ignore_errors=self.ignore_errors,
             backup_type=request.backup_type,
-            retention_days=request.retention_days,
-            group=request.group,
-            progress=request.progress,
+            **request.engine_args(self.target_name),
         )
 
     def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:

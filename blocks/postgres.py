@@ -120,11 +120,7 @@ class PostgresTarget(TargetBlock):
         return backup_database(
             repo,
             self.conninfo(),
-            target=self.target_name,
-            backup_type=request.backup_type,
-            retention_days=request.retention_days,
-            group=request.group,
-            progress=request.progress,
+            **request.engine_args(self.target_name),
         )
 
     def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:

@@ -113,11 +113,7 @@ class RedisTarget(TargetBlock):
         return backup_redis(
             repo,
             self.conninfo(),
-            target=self.target_name,
-            backup_type=request.backup_type,
-            retention_days=request.retention_days,
-            group=request.group,
-            progress=request.progress,
+            **request.engine_args(self.target_name),
         )
 
     def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
