@@ -83,12 +83,10 @@ class FilesTarget(TargetBlock):
         return backup_files(
             repo,
             self.path,
-            target=self.target_name,
             include=self.include,
             exclude=self.exclude,
             one_file_system=self.one_file_system,
             ignore_errors=self.ignore_errors,
-            backup_type=request.backup_type,
             **request.engine_args(self.target_name),
         )
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr, ValidationError
 from blocks.chroma import ChromaTarget
 from blocks.files import FilesTarget
 from blocks.redis import RedisTarget
-from scholar_ops.sources.redis.keyspace import ping
+from scholar_ops.sources.redis.client import ping
 from scholar_ops.vault.errors import ConfigError
 
 PASSWORD = "pw-0123-do-not-log"

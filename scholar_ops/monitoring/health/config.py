@@ -40,20 +40,34 @@ The YAML file (every section and key optional)::
 A section may be ``false`` (or hold ``enabled: false``) to switch its check off;
 ``disk`` and ``system`` are on by default, the others when their target is set. A
 ``postgres`` or ``redis`` section without its environment variable is an error.
+
+Each check's settings are a pydantic model (``PostgresSettings``...): the numbers,
+URLs and paths are validated there, whichever source they come from, and a bad
+value is a :class:`HealthConfigError` whose one line names the setting (its file
+key or environment variable) and what is wrong with it. Secret-bearing values
+(DSNs, URLs that may hold a password, tokens) are in no message and no repr.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from scholar_ops.redaction import redact_url
 from scholar_ops.vault.errors import ConfigError
@@ -79,72 +93,183 @@ class HealthConfigError(ConfigError):
     """A bad health setting; the message names it (file key or environment variable)."""
 
 
-@dataclass(frozen=True)
-class PostgresSettings:
-    dsn: str = field(repr=False)
-    timeout: float = 5.0
-    latency_degraded_ms: float | None = 1000.0
-    connections_degraded_ratio: float = 0.8  # of max_connections
+# -- value types ---------------------------------------------------------------------------
+#
+# Numbers are pydantic floats (a number or a numeric string, finite), never booleans.
+# The URL and path validators raise PydanticCustomError with the whole message, which
+# never holds the value (it may carry a password).
 
 
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = field(repr=False)
-    timeout: float = 3.0
-    latency_degraded_ms: float | None = 1000.0
-    memory_degraded_ratio: float = 0.9  # of maxmemory (when one is set)
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic's lax float would take true as 1.0
+        raise PydanticCustomError("float_type", "Input should be a valid number")
+    return value
 
 
-@dataclass(frozen=True)
-class ChromaSettings:
-    """Exactly one of ``path`` (embedded directory) and ``url`` (server)."""
+def _libpq_dsn(dsn: str) -> str:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
 
-    path: str | None = None
-    url: str | None = None
-    token: str | None = field(default=None, repr=False)
-    timeout: float = 5.0
-    latency_degraded_ms: float | None = 2000.0
+        conninfo_to_dict(dsn)
+    except Exception:
+        raise PydanticCustomError("dsn", "not a valid libpq DSN or URL") from None
+    return dsn
 
 
-@dataclass(frozen=True)
-class HttpSettings:
-    url: str = field(repr=False)
-    timeout: float = 5.0
-    latency_degraded_ms: float | None = 1000.0
+def _redis_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("redis", "rediss", "unix") and (
+            bool(parts.hostname) or parts.scheme == "unix"
+        )
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise PydanticCustomError(
+            "redis_url", "must be a redis://, rediss:// or unix:// URL with a host"
+        )
+    return url
 
-    def __repr__(self) -> str:
-        return (
-            f"HttpSettings(url={redact_url(self.url)!r}, timeout={self.timeout}, "
-            f"latency_degraded_ms={self.latency_degraded_ms})"
+
+def _http_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise PydanticCustomError("http_url", "must be an http:// or https:// URL with a host")
+    return url
+
+
+def _path_list(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str) and p for p in value):
+        raise PydanticCustomError("path_list", "must be a list of paths")
+    if not value:
+        raise PydanticCustomError("path_list", "no path given")
+    return tuple(value)
+
+
+def _component_ages(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError("components", "must map a component to its max age (s)")
+    return {str(k): v for k, v in value.items()}
+
+
+Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+Positive = Annotated[Number, Field(gt=0)]
+Ratio = Annotated[Number, Field(gt=0, le=1)]  # a ratio in (0, 1]
+LatencyMs = Positive | None  # None: no latency threshold
+LibpqDsn = Annotated[str, AfterValidator(_libpq_dsn)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Paths = Annotated[tuple[str, ...], BeforeValidator(_path_list)]
+ComponentAges = Annotated[dict[str, Positive], BeforeValidator(_component_ages)]
+
+
+class _Settings(BaseModel):
+    # Inputs hold secrets (a DSN next to a bad timeout): no error message shows them.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+def _not_below(high: str, high_value: float, low: str, low_value: float) -> None:
+    if high_value < low_value:
+        raise PydanticCustomError(
+            "not_below",
+            "{high} ({high_value}) must not be below {low} ({low_value})",
+            {"high": high, "high_value": high_value, "low": low, "low_value": low_value},
         )
 
 
-@dataclass(frozen=True)
-class DiskSettings:
-    paths: tuple[str, ...] = ("/",)
-    degraded_ratio: float = 0.80  # used / (used + free)
-    unhealthy_ratio: float = 0.95
-    timeout: float = 2.0
+# -- the settings ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SystemSettings:
-    cpu_degraded_ratio: float = 0.95
-    memory_degraded_ratio: float = 0.90
-    memory_unhealthy_ratio: float = 0.97
-    timeout: float = 2.0
+class PostgresSettings(_Settings):
+    dsn: LibpqDsn = Field(repr=False)
+    timeout: Positive = 5.0
+    latency_degraded_ms: LatencyMs = 1000.0
+    connections_degraded_ratio: Ratio = 0.8  # of max_connections
 
 
-@dataclass(frozen=True)
-class BackupsSettings:
+class RedisSettings(_Settings):
+    url: RedisUrl = Field(repr=False)
+    timeout: Positive = 3.0
+    latency_degraded_ms: LatencyMs = 1000.0
+    memory_degraded_ratio: Ratio = 0.9  # of maxmemory (when one is set)
+
+
+class ChromaSettings(_Settings):
+    """Exactly one of ``path`` (embedded directory) and ``url`` (server)."""
+
+    path: str | None = None
+    url: Annotated[HttpUrl, AfterValidator(lambda url: url.rstrip("/"))] | None = Field(
+        default=None, repr=False
+    )
+    token: str | None = Field(default=None, repr=False)
+    timeout: Positive = 5.0
+    latency_degraded_ms: LatencyMs = 2000.0
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "path", self.path
+        yield "url", None if self.url is None else redact_url(self.url)
+        yield from ((k, v) for k, v in super().__repr_args__() if k != "path")
+
+
+class HttpSettings(_Settings):
+    url: HttpUrl = Field(repr=False)
+    timeout: Positive = 5.0
+    latency_degraded_ms: LatencyMs = 1000.0
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "url", redact_url(self.url)
+        yield from super().__repr_args__()
+
+
+class DiskSettings(_Settings):
+    paths: Paths = ("/",)
+    degraded_ratio: Ratio = 0.80  # used / (used + free)
+    unhealthy_ratio: Ratio = 0.95
+    timeout: Positive = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DiskSettings:
+        _not_below("unhealthy_ratio", self.unhealthy_ratio, "degraded_ratio", self.degraded_ratio)
+        return self
+
+
+class SystemSettings(_Settings):
+    cpu_degraded_ratio: Ratio = 0.95
+    memory_degraded_ratio: Ratio = 0.90
+    memory_unhealthy_ratio: Ratio = 0.97
+    timeout: Positive = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SystemSettings:
+        _not_below(
+            "memory_unhealthy_ratio",
+            self.memory_unhealthy_ratio,
+            "memory_degraded_ratio",
+            self.memory_degraded_ratio,
+        )
+        return self
+
+
+class BackupsSettings(_Settings):
     status_file: str
-    max_age_seconds: float = 26 * 3600.0  # a daily backup plus slack
-    components: Mapping[str, float] = field(default_factory=dict)  # per-component max age
-    timeout: float = 2.0
+    max_age_seconds: Positive = 26 * 3600.0  # a daily backup plus slack
+    components: ComponentAges = Field(default_factory=dict)  # per-component max age
+    timeout: Positive = 2.0
 
 
-@dataclass(frozen=True)
-class HealthConfig:
+class _PerformanceSettings(_Settings):
+    latency_degraded_ms: Positive = 1000.0
+
+
+class HealthConfig(_Settings):
     """Which checks run and how. ``None``: the check is off."""
 
     postgres: PostgresSettings | None = None
@@ -152,11 +277,11 @@ class HealthConfig:
     chroma: ChromaSettings | None = None
     backend: HttpSettings | None = None
     frontend: HttpSettings | None = None
-    endpoints: Mapping[str, HttpSettings] = field(default_factory=dict)
-    disk: DiskSettings | None = field(default_factory=DiskSettings)
-    system: SystemSettings | None = field(default_factory=SystemSettings)
+    endpoints: Mapping[str, HttpSettings] = Field(default_factory=dict)
+    disk: DiskSettings | None = Field(default_factory=DiskSettings)
+    system: SystemSettings | None = Field(default_factory=SystemSettings)
     backups: BackupsSettings | None = None
-    performance_latency_degraded_ms: float = 1000.0
+    performance_latency_degraded_ms: Positive = 1000.0
 
     @classmethod
     def load(
@@ -184,6 +309,59 @@ class HealthConfig:
         return tuple(s for s in dict.fromkeys(found) if s)
 
 
+# -- validation errors -------------------------------------------------------------------
+
+_S = TypeVar("_S", bound=_Settings)
+_NUMBER_ERRORS = {"float_type", "float_parsing", "finite_number", "greater_than", "less_than_equal"}
+
+
+def _validate(
+    model: type[_S], prefix: str, values: Mapping[str, Any], names: Mapping[str, str]
+) -> _S:
+    """``model`` from ``values``; a bad one raises HealthConfigError naming the setting:
+    ``names[field]`` (an environment variable) or the file key ``prefix.field``."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        error = e.errors(include_url=False)[0]
+        raise HealthConfigError(_describe(model, error, prefix, names)) from None
+
+
+def _describe(
+    model: type[_Settings], error: ErrorDetails, prefix: str, names: Mapping[str, str]
+) -> str:
+    def name(field: str) -> str:
+        return names.get(field) or f"{prefix}.{field}"
+
+    loc = [str(part) for part in error["loc"]]
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "not_below":
+        return (
+            f"{name(ctx['high'])} ({ctx['high_value']}) must not be below "
+            f"{name(ctx['low'])} ({ctx['low_value']})"
+        )
+    setting = ".".join([name(loc[0]), *loc[1:]]) if loc else prefix
+    if kind not in _NUMBER_ERRORS:
+        # Our validators' messages, or pydantic's own: neither shows the value.
+        return f"{setting}: {error['msg']}"
+    # A number setting holds no secret: show what was given.
+    if kind in ("float_type", "float_parsing"):
+        problem = "must be a number"
+    elif kind == "finite_number":
+        problem = "must be a finite number"
+    elif loc and _is_ratio(model, loc[0]):
+        problem = "must be a ratio in (0, 1]"
+    else:
+        problem = f"must be greater than {ctx.get('gt', 0):g}"
+    return f"{setting}: {problem}, not {error['input']!r}"
+
+
+def _is_ratio(model: type[_Settings], field: str) -> bool:
+    info = model.model_fields.get(field)
+    # Ratio is the one type with an upper bound (annotated_types.Le)
+    return info is not None and any(getattr(m, "le", None) is not None for m in info.metadata)
+
+
 # -- loading ---------------------------------------------------------------------------
 
 
@@ -199,11 +377,9 @@ def load_config(
         doc = _read_yaml(Path(path))
     _check_keys("", doc, ("performance", *BUILTIN_CHECKS, "endpoints"), what=f"config file {path}")
 
-    perf = _section(doc, "performance")
-    _check_keys("performance", perf or {}, ("latency_degraded_ms",))
-    perf_ms = _positive(
-        (perf or {}).get("latency_degraded_ms", 1000.0), "performance.latency_degraded_ms"
-    )
+    perf = _section(doc, "performance") or {}
+    _check_keys("performance", perf, ("latency_degraded_ms",))
+    performance = _validate(_PerformanceSettings, "performance", perf, {})
 
     return HealthConfig(
         postgres=_postgres(doc, env),
@@ -219,7 +395,7 @@ def load_config(
         disk=_disk(doc, env),
         system=_system(doc, env),
         backups=_backups(doc, env),
-        performance_latency_degraded_ms=perf_ms,
+        performance_latency_degraded_ms=performance.latency_degraded_ms,
     )
 
 
@@ -278,48 +454,16 @@ def _check_keys(
             raise HealthConfigError(f"unknown setting {dotted}{where} (known: {', '.join(known)})")
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise HealthConfigError(f"{name}: must be a number, not {value!r}")
-    if isinstance(value, int | float):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise HealthConfigError(f"{name}: must be a number, not {value!r}") from None
-    else:
-        raise HealthConfigError(f"{name}: must be a number, not {value!r}")
-    if not math.isfinite(result):
-        raise HealthConfigError(f"{name}: must be a finite number, not {value!r}")
-    return result
-
-
-def _positive(value: Any, name: str) -> float:
-    result = _number(value, name)
-    if result <= 0:
-        raise HealthConfigError(f"{name}: must be greater than 0, not {value!r}")
-    return result
-
-
-def _ratio(value: Any, name: str) -> float:
-    result = _number(value, name)
-    if not 0 < result <= 1.0:
-        raise HealthConfigError(f"{name}: must be a ratio in (0, 1], not {value!r}")
-    return result
-
-
-def _optional_ms(value: Any, name: str) -> float | None:
-    return None if value is None else _positive(value, name)
-
-
-def _timeout(
-    name: str, section: Mapping[str, Any], default: float, env: Mapping[str, str]
-) -> float:
+def _with_timeout(
+    name: str, section: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The section's values and their names, with ``SCHOLAR_OPS_HEALTH_<NAME>_TIMEOUT``
+    (when set) in place of the file's timeout."""
+    values, names = dict(section), {}
     var = f"{ENV_PREFIX}{name.upper()}_TIMEOUT"
     if env.get(var):
-        return _positive(env[var], var)
-    return _positive(section.get("timeout", default), f"{name}.timeout")
+        values["timeout"], names["timeout"] = env[var], var
+    return values, names
 
 
 def _reject_url_password(url: str, name: str) -> None:
@@ -331,18 +475,6 @@ def _reject_url_password(url: str, name: str) -> None:
         raise HealthConfigError(
             f"{name}: a URL with a password must come from the environment, not the config file"
         )
-
-
-def _http_url(url: str, name: str) -> str:
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        ok = False
-    if not ok:
-        raise HealthConfigError(f"{name}: must be an http:// or https:// URL with a host")
-    return url
 
 
 def _postgres(doc: Mapping[str, Any], env: Mapping[str, str]) -> PostgresSettings | None:
@@ -361,22 +493,9 @@ def _postgres(doc: Mapping[str, Any], env: Mapping[str, str]) -> PostgresSetting
                 f"postgres: the config file enables it but {ENV_POSTGRES_DSN} is not set"
             )
         return None
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        conninfo_to_dict(dsn)
-    except Exception:
-        raise HealthConfigError(f"{ENV_POSTGRES_DSN}: not a valid libpq DSN or URL") from None
-    return PostgresSettings(
-        dsn=dsn,
-        timeout=_timeout("postgres", section, 5.0, env),
-        latency_degraded_ms=_optional_ms(
-            section.get("latency_degraded_ms", 1000.0), "postgres.latency_degraded_ms"
-        ),
-        connections_degraded_ratio=_ratio(
-            section.get("connections_degraded_ratio", 0.8), "postgres.connections_degraded_ratio"
-        ),
-    )
+    values, names = _with_timeout("postgres", section, env)
+    values["dsn"], names["dsn"] = dsn, ENV_POSTGRES_DSN
+    return _validate(PostgresSettings, "postgres", values, names)
 
 
 def _redis(doc: Mapping[str, Any], env: Mapping[str, str]) -> RedisSettings | None:
@@ -393,28 +512,9 @@ def _redis(doc: Mapping[str, Any], env: Mapping[str, str]) -> RedisSettings | No
                 f"redis: the config file enables it but {ENV_REDIS_URL} is not set"
             )
         return None
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("redis", "rediss", "unix") and (
-            bool(parts.hostname) or parts.scheme == "unix"
-        )
-        parts.port  # noqa: B018
-    except ValueError:
-        ok = False
-    if not ok:
-        raise HealthConfigError(
-            f"{ENV_REDIS_URL}: must be a redis://, rediss:// or unix:// URL with a host"
-        )
-    return RedisSettings(
-        url=url,
-        timeout=_timeout("redis", section, 3.0, env),
-        latency_degraded_ms=_optional_ms(
-            section.get("latency_degraded_ms", 1000.0), "redis.latency_degraded_ms"
-        ),
-        memory_degraded_ratio=_ratio(
-            section.get("memory_degraded_ratio", 0.9), "redis.memory_degraded_ratio"
-        ),
-    )
+    values, names = _with_timeout("redis", section, env)
+    values["url"], names["url"] = url, ENV_REDIS_URL
+    return _validate(RedisSettings, "redis", values, names)
 
 
 def _chroma(doc: Mapping[str, Any], env: Mapping[str, str]) -> ChromaSettings | None:
@@ -448,17 +548,13 @@ def _chroma(doc: Mapping[str, Any], env: Mapping[str, str]) -> ChromaSettings | 
                 f"{ENV_CHROMA_PATH} nor {ENV_CHROMA_URL} is set"
             )
         return None
-    if url:
-        _http_url(str(url), ENV_CHROMA_URL if env.get(ENV_CHROMA_URL) else "chroma.url")
-    return ChromaSettings(
-        path=str(path) if path else None,
-        url=str(url).rstrip("/") if url else None,
-        token=env.get(ENV_CHROMA_TOKEN) or None,
-        timeout=_timeout("chroma", section, 5.0, env),
-        latency_degraded_ms=_optional_ms(
-            section.get("latency_degraded_ms", 2000.0), "chroma.latency_degraded_ms"
-        ),
-    )
+    values, names = _with_timeout("chroma", section, env)
+    values["path"] = str(path) if path else None
+    values["url"] = str(url) if url else None
+    values["token"] = env.get(ENV_CHROMA_TOKEN) or None
+    if env.get(ENV_CHROMA_URL):
+        names["url"] = ENV_CHROMA_URL
+    return _validate(ChromaSettings, "chroma", values, names)
 
 
 def _http(
@@ -481,19 +577,11 @@ def _http(
             hint = f" nor {env_var}" if env_var else ""
             raise HealthConfigError(f"{name}: neither {name}.url{hint} is set")
         return None
-    _http_url(str(url), env_var if env_url and env_var else f"{name}.url")
-    timeout = (
-        _timeout(name, section, 5.0, env)
-        if env_var
-        else _positive(section.get("timeout", 5.0), f"{name}.timeout")
-    )
-    return HttpSettings(
-        url=str(url),
-        timeout=timeout,
-        latency_degraded_ms=_optional_ms(
-            section.get("latency_degraded_ms", 1000.0), f"{name}.latency_degraded_ms"
-        ),
-    )
+    values, names = _with_timeout(name, section, env) if env_var else (dict(section), {})
+    values["url"] = str(url)
+    if env_url and env_var:
+        names["url"] = env_var
+    return _validate(HttpSettings, name, values, names)
 
 
 def _endpoints(doc: Mapping[str, Any]) -> dict[str, HttpSettings]:
@@ -526,30 +614,11 @@ def _disk(doc: Mapping[str, Any], env: Mapping[str, str]) -> DiskSettings | None
         return None
     section = section or {}
     _check_keys("disk", section, ("paths", "degraded_ratio", "unhealthy_ratio", "timeout"))
-    paths: tuple[str, ...]
+    values, names = _with_timeout("disk", section, env)
     if env.get(ENV_DISK_PATHS):
-        paths = tuple(p for p in env[ENV_DISK_PATHS].split(os.pathsep) if p)
-    else:
-        raw = section.get("paths", ["/"])
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
-            raise HealthConfigError("disk.paths: must be a list of paths")
-        paths = tuple(raw)
-    if not paths:
-        raise HealthConfigError(f"disk.paths ({ENV_DISK_PATHS}): no path given")
-    degraded = _ratio(section.get("degraded_ratio", 0.80), "disk.degraded_ratio")
-    unhealthy = _ratio(section.get("unhealthy_ratio", 0.95), "disk.unhealthy_ratio")
-    if unhealthy < degraded:
-        raise HealthConfigError(
-            f"disk.unhealthy_ratio ({unhealthy}) must not be below disk.degraded_ratio ({degraded})"
-        )
-    return DiskSettings(
-        paths=paths,
-        degraded_ratio=degraded,
-        unhealthy_ratio=unhealthy,
-        timeout=_timeout("disk", section, 2.0, env),
-    )
+        values["paths"] = [p for p in env[ENV_DISK_PATHS].split(os.pathsep) if p]
+        names["paths"] = ENV_DISK_PATHS
+    return _validate(DiskSettings, "disk", values, names)
 
 
 def _system(doc: Mapping[str, Any], env: Mapping[str, str]) -> SystemSettings | None:
@@ -562,25 +631,7 @@ def _system(doc: Mapping[str, Any], env: Mapping[str, str]) -> SystemSettings | 
         section,
         ("cpu_degraded_ratio", "memory_degraded_ratio", "memory_unhealthy_ratio", "timeout"),
     )
-    mem_degraded = _ratio(
-        section.get("memory_degraded_ratio", 0.90), "system.memory_degraded_ratio"
-    )
-    mem_unhealthy = _ratio(
-        section.get("memory_unhealthy_ratio", 0.97), "system.memory_unhealthy_ratio"
-    )
-    if mem_unhealthy < mem_degraded:
-        raise HealthConfigError(
-            f"system.memory_unhealthy_ratio ({mem_unhealthy}) must not be below "
-            f"system.memory_degraded_ratio ({mem_degraded})"
-        )
-    return SystemSettings(
-        cpu_degraded_ratio=_ratio(
-            section.get("cpu_degraded_ratio", 0.95), "system.cpu_degraded_ratio"
-        ),
-        memory_degraded_ratio=mem_degraded,
-        memory_unhealthy_ratio=mem_unhealthy,
-        timeout=_timeout("system", section, 2.0, env),
-    )
+    return _validate(SystemSettings, "system", *_with_timeout("system", section, env))
 
 
 def _backups(doc: Mapping[str, Any], env: Mapping[str, str]) -> BackupsSettings | None:
@@ -597,18 +648,12 @@ def _backups(doc: Mapping[str, Any], env: Mapping[str, str]) -> BackupsSettings 
                 f"backups: neither backups.status_file nor {ENV_BACKUP_STATUS_FILE} is set"
             )
         return None
-    raw = section.get("components") or {}
-    if not isinstance(raw, dict):
-        raise HealthConfigError("backups.components: must map a component to its max age (s)")
-    components = {str(k): _positive(v, f"backups.components.{k}") for k, v in raw.items()}
-    return BackupsSettings(
-        status_file=str(status_file),
-        max_age_seconds=_positive(
-            section.get("max_age_seconds", 26 * 3600.0), "backups.max_age_seconds"
-        ),
-        components=components,
-        timeout=_timeout("backups", section, 2.0, env),
-    )
+    values, names = _with_timeout("backups", section, env)
+    values["status_file"] = str(status_file)
+    values["components"] = section.get("components") or {}
+    if env.get(ENV_BACKUP_STATUS_FILE):
+        names["status_file"] = ENV_BACKUP_STATUS_FILE
+    return _validate(BackupsSettings, "backups", values, names)
 
 
 # -- secrets ------------------------------------------------------------------------------

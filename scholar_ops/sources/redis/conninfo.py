@@ -56,7 +56,7 @@ class RedisConnInfo:
             "retry": Retry(ExponentialBackoff(cap=2.0, base=0.2), retries),
             "client_name": "scholar-ops",
             # RESP2 on purpose: every server speaks it, and raw replies have one shape
-            # (scholar_ops.sources.redis.keyspace reads some of them unparsed).
+            # (scholar_ops.sources.redis.client reads some of them unparsed).
             "protocol": 2,
         }
         if self.tls:

@@ -6,12 +6,12 @@ socket straight into the chunker. No access to the server's disk is needed and
 nothing of the RDB is kept whole in memory or written to local disk. The RDB is
 a point-in-time image of every database (the server forks for it).
 
-Around it (see scholar_ops.sources.redis.keyspace for the consistency rules), the manifest
-details record the server version, role and memory, per database the key counts
-(INFO keyspace before and after), the count of each type (SCAN + TYPE, bounded
-memory), the allowed ranges a restore must fall in, and a sample of keys with
-canonical value digests taken before and after the RDB (only keys unchanged
-between both are verified later).
+Around it (see scholar_ops.sources.redis.survey and .digests for the consistency
+rules), the manifest details record the server version, role and memory, per
+database the key counts (INFO keyspace before and after), the count of each type
+(SCAN + TYPE, bounded memory), the allowed ranges a restore must fall in, and a
+sample of keys with canonical value digests taken before and after the RDB (only
+keys unchanged between both are verified later).
 
 Chunking: 16 KiB average (8 KiB min, 64 KiB max), finer than PostgreSQL's 128 KiB.
 An RDB lists each database's keys in hash-table order, which stays the same
@@ -38,23 +38,11 @@ from typing import Any, TypeVar
 
 import redis
 
+from scholar_ops.sources.redis.client import ping, raw_client, redis_errors
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
-from scholar_ops.sources.redis.keyspace import (
-    DbSurvey,
-    SampleLimits,
-    allowed_ranges,
-    digest_sample,
-    dirty_counter,
-    function_names,
-    keyspace,
-    ping,
-    raw_client,
-    redigest,
-    redis_errors,
-    same_value,
-    server_info,
-    survey_db,
-)
+from scholar_ops.sources.redis.digests import SampleLimits, digest_sample, redigest, same_value
+from scholar_ops.sources.redis.info import dirty_counter, function_names, keyspace, server_info
+from scholar_ops.sources.redis.survey import DbSurvey, allowed_ranges, survey_db
 from scholar_ops.sources.redis.sync import rdb_stream
 from scholar_ops.vault.archiver import BackupWriter, Progress
 from scholar_ops.vault.chunker import ChunkerParams

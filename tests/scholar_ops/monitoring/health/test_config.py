@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from scholar_ops.monitoring.health.checks import checks_from_config
 from scholar_ops.monitoring.health.config import (
@@ -18,6 +19,7 @@ from scholar_ops.monitoring.health.config import (
     ENV_REDIS_URL,
     HealthConfig,
     HealthConfigError,
+    PostgresSettings,
 )
 from scholar_ops.vault.errors import ConfigError
 
@@ -188,3 +190,66 @@ def test_sections_can_be_switched_off(tmp_path: Path) -> None:
     cfg = HealthConfig.load(path, env={ENV_POSTGRES_DSN: DSN})
     assert cfg.postgres is None and cfg.disk is None and cfg.system is None
     assert checks_from_config(cfg) == []
+
+
+def test_no_secret_in_reprs_or_validation_errors() -> None:
+    env = {
+        ENV_POSTGRES_DSN: DSN,
+        ENV_CHROMA_URL: "http://chroma:cr-pw-4@chroma:8000/",
+        ENV_CHROMA_TOKEN: "chroma-tok-3",
+        ENV_BACKEND_URL: "http://health:be-pw-5@backend:8000/health?token=be-tok-6",
+    }
+    cfg = HealthConfig.load(env=env)
+    assert cfg.chroma is not None and cfg.chroma.url == "http://chroma:cr-pw-4@chroma:8000"
+    for text in (repr(cfg), str(cfg)):
+        for secret in ("pg-pw-1", "cr-pw-4", "chroma-tok-3", "be-pw-5", "be-tok-6"):
+            assert secret not in text
+    assert "http://chroma:8000" in repr(cfg.chroma)
+    # built directly, a settings model validates too, and its error hides the input
+    with pytest.raises(ValidationError) as info:
+        PostgresSettings(dsn="host=db password=hunter2 nonsense")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        PostgresSettings(dsn=DSN, timeout=0)
+    assert "pg-pw-1" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "message"),
+    [
+        ("performance: {latency_degraded_ms: true}\n", {}, "must be a number, not True"),
+        ("disk: {timeout: .inf}\n", {}, "disk.timeout: must be a finite number"),
+        ("system: {memory_unhealthy_ratio: 0}\n", {}, "must be a ratio in (0, 1], not 0"),
+        ("", {"SCHOLAR_OPS_HEALTH_DISK_TIMEOUT": "-2"}, "SCHOLAR_OPS_HEALTH_DISK_TIMEOUT: must be"),
+        ("disk: {paths: 5}\n", {}, "disk.paths: must be a list of paths"),
+        ("", {ENV_DISK_PATHS: ":"}, f"{ENV_DISK_PATHS}: no path given"),
+        (
+            "backups: {status_file: /s.json, components: {pg: -1}}\n",
+            {},
+            "backups.components.pg: must be greater than 0, not -1",
+        ),
+        (
+            "system: {memory_degraded_ratio: 0.9, memory_unhealthy_ratio: 0.8}\n",
+            {},
+            "system.memory_unhealthy_ratio (0.8) must not be below system.memory_degraded_ratio",
+        ),
+        (
+            "chroma: {url: 'http://c:8000'}\n",
+            {ENV_CHROMA_URL: "ftp://c"},
+            f"{ENV_CHROMA_URL}: must be an http://",
+        ),
+        (
+            "endpoints: {nginx: {url: 'http://n/', latency_degraded_ms: 0}}\n",
+            {},
+            "endpoints.nginx.latency_degraded_ms: must be greater than 0",
+        ),
+    ],
+)
+def test_value_errors_are_one_line_naming_the_source(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], message: str
+) -> None:
+    path = write(tmp_path, yaml_text)
+    with pytest.raises(HealthConfigError) as info:
+        HealthConfig.load(path, env=env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)

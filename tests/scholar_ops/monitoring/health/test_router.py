@@ -144,7 +144,7 @@ def test_router_mounted_in_an_app_with_a_slow_dependency(
             ["postgres", "redis", "chroma", "backend", "frontend", "disk", "system"], "healthy"
         ), doc
         assert doc["checks"]["backend"]["details"]["url"] == (
-            f"http://health@127.0.0.1:{http_stub.port}/health"
+            f"http://127.0.0.1:{http_stub.port}/health"
         )
 
         services = http.get("/health/services")
