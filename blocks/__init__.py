@@ -12,7 +12,7 @@ def register_blocks() -> list[str]:
 
     Idempotent; used by ``scholar-ops setup``. Registers the target blocks
     (``PostgresTarget``, ``RedisTarget``, ``ChromaTarget``, ``FilesTarget``),
-    ``BackupRepository`` (which also registers prefect-aws' ``S3Bucket``,
+    ``FunctionalTestPlan``, ``BackupRepository`` (which also registers prefect-aws' ``S3Bucket``,
     ``AwsCredentials`` and ``MinIOCredentials``), ``MonitoringSettings`` and Prefect's
     ``Secret``.
     Returns the slugs of the block types registered.
@@ -27,6 +27,7 @@ def register_blocks() -> list[str]:
     from blocks.postgres import PostgresTarget
     from blocks.redis import RedisTarget
     from blocks.repository import BackupRepository
+    from blocks.testing import FunctionalTestPlan
 
     block_types: list[type[Block]] = [
         Secret,
@@ -36,6 +37,7 @@ def register_blocks() -> list[str]:
         FilesTarget,
         BackupRepository,
         MonitoringSettings,
+        FunctionalTestPlan,
     ]
     for block_type in block_types:
         block_type.register_type_and_schema(_sync=True)  # type: ignore[call-arg]

@@ -363,6 +363,12 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
             print(f"  collector {name}: {error}")
         _print_metrics(gateway.metrics(), human_bytes)
 
+        from scholar_ops.demo_testing import run_testing_demo
+
+        tested = run_testing_demo(data_dir, pg, DEMO_MONITORING, _step)
+        print(f"functionality tests: healthy run passed and the fault was named: {tested}")
+        everything = everything and tested
+
         _step("the metrics in Prometheus")
         prometheus_yml = data_dir / "prometheus.yml"
         prometheus_yml.write_text(_prometheus_config(gateway.address))

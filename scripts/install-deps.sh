@@ -80,6 +80,11 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v prometheus-pushgateway >/dev/null 2>&1 || pkgs+=(prometheus-pushgateway)
 command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
     || pkgs+=(prometheus-alertmanager)
+# Functionality testing: the UI suite drives Debian's Chromium through Playwright (no
+# browser download: playwright is told executable_path=/usr/bin/chromium); the
+# performance benchmark measures the load generator beside wrk on the same endpoint.
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
 # runuser (util-linux) starts PostgreSQL as an unprivileged user; it is essential
 # on Debian, but check anyway.
 command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from scholar_ops.functest.models import ComprehensiveTestReport
+from scholar_ops.functest.report import slowest
 from scholar_ops.sources.drill import DrillOutcome
 from scholar_ops.vault.checker import CheckReport
 from scholar_ops.vault.summary import BackupSummary, RestoreSummary, human_bytes, human_duration
@@ -121,3 +123,96 @@ def drill_markdown(outcomes: Iterable[DrillOutcome]) -> str:
             lines.append(f"\n> warning ({o.component}/{o.target}): {w}")
     lines += ["", f"{len(outcomes) - len(failed)} verified, {len(failed)} failed."]
     return "\n".join(lines)
+
+
+# -- functionality tests -------------------------------------------------------------------
+
+_STATUS_MARK = {
+    "passed": "passed",
+    "failed": "**FAILED**",
+    "error": "**ERROR**",
+    "unavailable": "**UNAVAILABLE**",
+    "timed_out": "**TIMED OUT**",
+    "skipped": "skipped",
+}
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def test_report_markdown(report: ComprehensiveTestReport, files: Iterable[str] = ()) -> str:
+    """The run's report: verdict and score, suites, failures with severity and context,
+    SLOs, slowest tests, recommendations, where the files are."""
+    lines = [
+        f"# {report.kind.capitalize()} tests of {report.target}: {report.overall_status.upper()}",
+        "",
+        f"system_health_score **{report.system_health_score:g}** / 100; "
+        f"{report.base_url}; {report.total_execution_time:.1f} s; run {report.run_id or '-'}",
+        "",
+        "| suite | status | tests | passed | failed | skipped | time | note |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in report.test_suites:
+        note = _cell(s.reason or "") + (f" ({s.attempts} attempts)" if s.attempts > 1 else "")
+        lines.append(
+            f"| {s.suite_name} | {_STATUS_MARK.get(s.status, s.status)} | {s.total_tests} "
+            f"| {s.passed_tests} | {s.failed_tests} | {s.skipped_tests} "
+            f"| {s.execution_time:.1f} s | {note} |"
+        )
+    failures = report.failures
+    if failures:
+        order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+        failures.sort(key=lambda f: order[f[1].severity])
+        lines += ["", "## Failures", "", "| severity | suite | test | what broke | context |"]
+        lines.append("| --- | --- | --- | --- | --- |")
+        for s, t in failures:
+            ctx = "; ".join(f"{k}: {v}" for k, v in t.context.items())
+            lines.append(
+                f"| {t.severity} | {s.suite_name} | {_cell(t.test_name, 80)} "
+                f"| {_cell(t.error_message or t.status)} | {_cell(ctx)} |"
+            )
+    slos = [(s.suite_name, x) for s in report.test_suites for x in s.slos]
+    if slos:
+        lines += ["", "## Service-level objectives", ""]
+        lines += ["| endpoint | metric | objective | measured | previous run | met |"]
+        lines.append("| --- | --- | ---: | ---: | ---: | --- |")
+        for _, x in slos:
+            base = f"{x.baseline:g}" if x.baseline is not None else "-"
+            lines.append(
+                f"| {x.endpoint} | {x.metric} | {x.objective:g} | {x.measured:.1f} | {base} "
+                f"| {'yes' if x.passed else '**no**'} |"
+            )
+    slow = slowest(report)
+    if slow:
+        lines += ["", "## Slowest tests", "", "| suite | test | duration |", "| --- | --- | ---: |"]
+        lines += [f"| {n} | {_cell(t.test_name, 80)} | {t.duration:.2f} s |" for n, t in slow]
+    if report.recommendations:
+        lines += ["", "## Recommendations", ""]
+        lines += [f"- {_cell(r, 300)}" for r in report.recommendations]
+    artifacts = [a for s in report.test_suites for a in s.artifacts]
+    files = list(files)
+    if files or artifacts:
+        lines += ["", "## Files", ""]
+        lines += [f"- `{f}`" for f in [*files, *artifacts]]
+    return "\n".join(lines)
+
+
+def test_report_rows(report: ComprehensiveTestReport) -> list[dict[str, Any]]:
+    """One row per test (the table artifact)."""
+    rows: list[dict[str, Any]] = []
+    for s in report.test_suites:
+        if not s.tests:
+            rows.append(
+                {"suite": s.suite_name, "test": "(suite)", "status": s.status,
+                 "severity": "", "duration_s": round(s.execution_time, 3),
+                 "error": s.reason or ""}
+            )  # fmt: skip
+        for t in s.tests:
+            rows.append(
+                {"suite": s.suite_name, "test": t.test_name, "status": t.status,
+                 "severity": t.severity if t.status in ("failed", "error") else "",
+                 "duration_s": round(t.duration, 3), "error": t.error_message or ""}
+            )  # fmt: skip
+    return rows

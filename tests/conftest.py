@@ -10,6 +10,8 @@ pytest_plugins = [
     "tests.fixtures.sinks",
     "tests.fixtures.pushgateway",
     "tests.fixtures.prometheus",
+    "tests.fixtures.aischolar",
+    "tests.fixtures.datasette",
 ]
 
 
@@ -31,7 +33,7 @@ SERVICE_FIXTURES = frozenset(
     {
         "pg_server", "pg_db", "redis_server", "redis_client", "s3_server", "s3_bucket_block",
         "s3_storage", "storage", "chroma_server", "prefect_harness", "pushgateway",
-        "prometheus_factory", "alertmanager_factory",
+        "prometheus_factory", "alertmanager_factory", "aischolar", "aischolar_clean", "datasette",
     }
 )  # fmt: skip
 

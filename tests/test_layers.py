@@ -42,6 +42,21 @@ def test_the_project_keeps_its_layers() -> None:
             "scholar_ops.sources.leak -> scholar_ops.cli",
         ),
         ("blocks/leak.py", "import tasks.common\n", "blocks.leak -> tasks.common"),
+        (
+            "scholar_ops/functest/leak.py",
+            "import prefect\n",
+            "scholar_ops.functest.leak -> prefect",
+        ),
+        (
+            "scholar_ops/functest/leak.py",
+            "import scholar_ops.aischolar.app\n",
+            "scholar_ops.functest.leak -> scholar_ops.aischolar.app",
+        ),
+        (
+            "scholar_ops/aischolar/leak.py",
+            "import scholar_ops.functest.report\n",
+            "scholar_ops.aischolar.leak -> scholar_ops.functest.report",
+        ),
     ],
 )
 def test_an_import_against_the_layers_breaks_the_lint(

@@ -29,7 +29,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from scholar_ops.cli import automations, backup, metrics, repository, restore, setup
+from scholar_ops.cli import automations, backup, metrics, repository, restore, setup, testing
 from scholar_ops.cli.common import (
     DEFAULT_REPOSITORY,
     EXIT_INTERRUPTED,
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scholar-ops",
         description=(
             "Backups of the AI Scholar application (PostgreSQL, Redis, Chroma and files) "
-            "into an encrypted, deduplicated repository."
+            "into an encrypted, deduplicated repository, and functionality tests of it."
         ),
         epilog="Exit codes: 0 ok; 1 failed; 2 bad usage or configuration; 3 repository "
         "damaged; 4 repository locked; 130 interrupted.",
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="name of the backup repository block (env SCHOLAR_OPS_REPOSITORY; default %(default)s)",
     )
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (setup, backup, metrics, repository, restore, automations):
+    for module in (setup, backup, metrics, repository, restore, automations, testing):
         module.register(sub)
     return p
 

@@ -42,6 +42,7 @@ TEST_LAST_STATUS = "scholar_ops_test_suite_last_status"
 TEST_TESTS = "scholar_ops_test_suite_tests"
 TEST_FAILED = "scholar_ops_test_suite_failed_tests"
 TEST_DURATION = "scholar_ops_test_suite_duration_seconds"
+TEST_HEALTH_SCORE = "scholar_ops_test_health_score"  # label: target (suite="all")
 
 # -- system --------------------------------------------------------------------------
 SYSTEM_CPU = "scholar_ops_system_cpu_usage_ratio"

@@ -70,6 +70,7 @@ def exposition(now: float | None = None) -> str:
         add(n.TEST_TESTS, tl, 40)
         add(n.TEST_FAILED, tl, failed)
         add(n.TEST_DURATION, tl, 95.5)
+    add(n.TEST_HEALTH_SCORE, {"job": n.JOB_TESTS, "suite": "all", "target": "aischolar"}, 47.5)
 
     sl = {"job": n.JOB_SYSTEM, "instance": HOST}
     add(n.SYSTEM_CPU, sl, 0.25)

@@ -5,6 +5,7 @@ its servers stopped when it fails."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,13 +90,35 @@ def test_demo_backs_up_and_restores_every_component(tmp_path: Path, demo_dir: Pa
         assert out.count(f"{where} ") >= 4, out
     assert (tmp_path / "prefect").is_dir()  # the run history did not go to ~/.prefect
     _check_metrics(out, demo_dir.resolve())
+    _check_testing(out, demo_dir.resolve())
+
+
+def _check_testing(out: str, demo_dir: Path) -> None:
+    """The functionality-testing section: the healthy run passes every suite, the run
+    with a fault fails naming it; no Prefect traceback; the reports are kept."""
+    section = out[
+        out.index("== the reference AI Scholar") : out.index("== the metrics in Prometheus")
+    ]
+    assert "PASSED, system_health_score 100" in section, section
+    for suite in ("api", "database", "integration", "performance", "ui"):
+        assert re.search(rf"^{suite} +passed ", section, re.M), section
+    assert "FAILED, system_health_score" in section
+    assert "[critical] api: search: POST /api/search answered 500, expected 200" in section
+    assert "healthy run passed and the fault was named: True" in section
+    assert "Traceback" not in section
+    reports = list((demo_dir / "test-runs").rglob("report.json"))
+    assert len(reports) == 2
 
 
 def _check_metrics(out: str, demo_dir: Path) -> None:
     """The metrics section: every target's last status 1 as pushed by the backup flows,
     every collector of the export up, the databases up; a Prometheus configuration that
     promtool accepts, and the commands to look at it."""
-    metrics = out[out.index("== metrics-export flow") :]
+    # the metrics sections, without the functionality tests' (checked on their own)
+    metrics = (
+        out[out.index("== metrics-export flow") : out.index("== the reference AI Scholar")]
+        + out[out.index("== the metrics in Prometheus") :]
+    )
     lines = [line.strip() for line in metrics.splitlines()]
     for component, target in TARGETS:
         labels = f'{{component="{component}",target="{target}"}}'
