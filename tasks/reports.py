@@ -142,7 +142,7 @@ def _cell(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def test_report_markdown(report: ComprehensiveTestReport, files: Iterable[str] = ()) -> str:
+def functest_markdown(report: ComprehensiveTestReport, files: Iterable[str] = ()) -> str:
     """The run's report: verdict and score, suites, failures with severity and context,
     SLOs, slowest tests, recommendations, where the files are."""
     lines = [
@@ -199,7 +199,7 @@ def test_report_markdown(report: ComprehensiveTestReport, files: Iterable[str] =
     return "\n".join(lines)
 
 
-def test_report_rows(report: ComprehensiveTestReport) -> list[dict[str, Any]]:
+def functest_rows(report: ComprehensiveTestReport) -> list[dict[str, Any]]:
     """One row per test (the table artifact)."""
     rows: list[dict[str, Any]] = []
     for s in report.test_suites:

@@ -32,7 +32,7 @@ from scholar_ops.functest.report import write_files
 from scholar_ops.functest.session import make_context, run_plan_suite
 from scholar_ops.vault.known import default_state_dir
 from tasks.metrics import load_monitoring, push_groups
-from tasks.reports import test_report_markdown, test_report_rows
+from tasks.reports import functest_markdown, functest_rows
 
 
 def is_plan_file(ref: str) -> bool:
@@ -186,12 +186,12 @@ def keep_test_report(report: ComprehensiveTestReport, plan: str, artifact_dir: s
     json_path, xml_path = write_files(report, Path(artifact_dir))
     key = f"functionality-tests-{report.target}".lower().replace("_", "-")
     create_markdown_artifact(
-        test_report_markdown(report, [str(json_path), str(xml_path)]),
+        functest_markdown(report, [str(json_path), str(xml_path)]),
         key=key,
         description=f"Last {report.kind} test run of {report.target}",
     )
     create_table_artifact(
-        test_report_rows(report), key=f"{key}-table", description="Tests of the last run"
+        functest_rows(report), key=f"{key}-table", description="Tests of the last run"
     )
     perf = next((s for s in report.test_suites if s.suite_name == "performance"), None)
     if perf is not None and perf.status == "passed" and perf.measurements:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+|\*)\]|\.length\(\)")
+_TOKEN = re.compile(r"\.length\(\)|\.([A-Za-z_][\w-]*)|\[(\d+|\*)\]")
 
 
 class JsonPathError(ValueError):

@@ -42,7 +42,8 @@ def by_name(suite):
 def documents_titled(app, pattern: str) -> int:
     with psycopg.connect(app.database_url) as conn:
         row = conn.execute("SELECT count(*) FROM documents WHERE title LIKE %s", (pattern,))
-        return int(row.fetchone()[0])
+        (count,) = row.fetchone() or (0,)
+        return int(count)
 
 
 def vectors_of(app, document_id: int) -> list[str]:
@@ -79,14 +80,14 @@ def test_healthy_journey_passes_every_step_and_leaves_no_test_data(aischolar_cle
     assert documents_titled(app, "sotest-%") == 0
     with psycopg.connect(app.database_url) as conn:
         chunks = conn.execute("SELECT count(*) FROM chunks WHERE document_id = %s", (doc_id,))
-        assert chunks.fetchone()[0] == 0
+        assert chunks.fetchone() == (0,)
         # the reference app cannot delete users: the test user remains, owning nothing
         owned = conn.execute(
             "SELECT count(d.id) FROM users u LEFT JOIN documents d ON d.owner_id = u.id "
             "WHERE u.username = %s",
             (username,),
-        ).fetchone()[0]
-        assert owned == 0
+        ).fetchone()
+        assert owned == (0,)
     assert vectors_of(app, doc_id) == []
 
 
