@@ -139,10 +139,10 @@ def run_dir(run_id: str, configured: str | None = None) -> Path:
 
 
 @task(name="load-test-plan", cache_policy=NO_CACHE)
-def load_test_plan(plan: str) -> list[str]:
-    """Validate the plan; returns its configured suites (the plan itself is re-read by
-    each suite task, so that no resolved value crosses a task boundary)."""
-    return read_plan(plan).configured()
+def load_test_plan(plan: str) -> TestPlan:
+    """The validated plan (it holds names, never secrets: each suite task resolves its
+    own credentials and stores, so no secret crosses a task boundary)."""
+    return read_plan(plan)
 
 
 @task(name="run-test-suite", cache_policy=NO_CACHE, task_run_name="test-suite-{suite}")
@@ -180,7 +180,9 @@ def run_test_suite(plan: str, suite: str, run_id: str, artifact_dir: str, smoke:
 
 
 @task(name="keep-test-report", cache_policy=NO_CACHE)
-def keep_test_report(report: ComprehensiveTestReport, plan: str, artifact_dir: str) -> list[str]:
+def keep_test_report(
+    report: ComprehensiveTestReport, baseline_file: str, artifact_dir: str
+) -> list[str]:
     """Write report.json and junit.xml, publish the markdown and table artifacts, and
     store the performance baseline when the performance suite passed."""
     json_path, xml_path = write_files(report, Path(artifact_dir))
@@ -195,12 +197,7 @@ def keep_test_report(report: ComprehensiveTestReport, plan: str, artifact_dir: s
     )
     perf = next((s for s in report.test_suites if s.suite_name == "performance"), None)
     if perf is not None and perf.status == "passed" and perf.measurements:
-        test_plan = read_plan(plan)
-        save_baseline(
-            baseline_path(test_plan.target.name, test_plan.baseline_path),
-            test_plan.target.name,
-            perf.measurements,
-        )
+        save_baseline(Path(baseline_file), report.target, perf.measurements)
     return [str(json_path), str(xml_path)]
 
 

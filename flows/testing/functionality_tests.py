@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.names import DEFAULT_MONITORING_BLOCK, DEFAULT_TEST_PLAN
+from scholar_ops.functest.baseline import baseline_path
 from scholar_ops.functest.errors import FunctionalTestError
 from scholar_ops.functest.models import ComprehensiveTestReport, TestSuite, now
 from scholar_ops.functest.report import build_report
@@ -26,7 +27,6 @@ from tasks.testing import (
     keep_test_report,
     load_test_plan,
     push_test_status,
-    read_plan,
     run_dir,
     run_test_suite,
 )
@@ -69,8 +69,8 @@ def run_tests(
 ) -> ComprehensiveTestReport:
     logger = get_run_logger()
     started_at, started = now(), time.monotonic()
-    configured = load_test_plan(plan)
-    test_plan = read_plan(plan)
+    test_plan = load_test_plan(plan)
+    configured = test_plan.configured()
     names = test_plan.select(suites, smoke=smoke)
     run_id = str(flow_run.get_id() or uuid.uuid4())[:8]
     where = str(run_dir(run_id, artifact_dir))
@@ -101,7 +101,8 @@ def run_tests(
         run_id=run_id,
         kind="smoke" if smoke else "full",
     )
-    files = keep_test_report(report, plan, where)
+    baseline = baseline_path(test_plan.target.name, test_plan.baseline_path)
+    files = keep_test_report(report, str(baseline), where)
     push_test_status(monitoring, report)
     logger.info(
         "report: %s (score %g); files %s",

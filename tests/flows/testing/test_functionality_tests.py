@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prefect.blocks.system import Secret
 
 from blocks.monitoring import MonitoringSettings
@@ -52,6 +53,17 @@ def plan_env(aischolar_clean: AIScholar, prefect_harness: None, monkeypatch) -> 
     monkeypatch.setenv("AISCHOLAR_TEST_REDIS_URL", aischolar_clean.redis_url)
     monkeypatch.setenv("AISCHOLAR_TEST_CHROMA", aischolar_clean.chroma)
     yield block
+
+
+def _artifacts(key_prefix: str) -> str:
+    """Every artifact the runs published under keys starting with ``key_prefix``."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts()
+    data = [str(a.data) for a in found if (a.key or "").startswith(key_prefix)]
+    assert data, [a.key for a in found]
+    return "\n".join(data)
 
 
 def _report(where: Path) -> dict[str, Any]:
@@ -87,6 +99,9 @@ def test_the_healthy_application_passes_every_suite(
     assert (run / "junit.xml").read_bytes().startswith(b"<?xml")
     from scholar_ops.functest.baseline import baseline_path, load_baseline
 
+    artifacts = _artifacts("functionality-tests-aischolar")
+    assert "# Full tests of aischolar: PASSED" in artifacts
+    assert "| ui | passed |" in artifacts
     kept = load_baseline(baseline_path("aischolar"))
     assert kept["POST /api/search requests"] == 300
     assert aischolar_clean.test_password not in _everything_written(out)
@@ -186,6 +201,9 @@ def test_a_failing_suite_and_a_down_service_are_reported_apart_and_alert(
     print(f"failed run -> alert at the receiver in {time.monotonic() - started:.1f} s")
 
     password = aischolar_clean.test_password
+    artifacts = _artifacts("functionality-tests-aischolar")
+    assert "FAILED" in artifacts and "POST /api/search answered 500" in artifacts
+    assert password not in artifacts
     assert password not in _everything_written(out)
     assert password not in caplog.text
     assert password not in "".join(r.body.decode() for r in webhook.received())
@@ -198,3 +216,23 @@ def test_smoke_runs_only_the_smoke_suites(plan_env: str, tmp_path: Path) -> None
     assert [s.suite_name for s in report.test_suites] == ["api"]
     assert report.kind == "smoke" and report.overall_status == "passed"
     assert not any(t.test_name.startswith("contract") for t in report.test_suites[0].tests)
+
+
+def test_a_plan_block_drives_the_flow_and_refuses_a_bad_plan(
+    plan_env: str, aischolar_clean: AIScholar, tmp_path: Path
+) -> None:
+    from blocks.testing import FunctionalTestPlan
+    from scholar_ops.functest.config import expand_vars
+
+    doc = expand_vars(yaml.safe_load(PLAN.read_text()))
+    name = f"plan-{uuid.uuid4().hex[:8]}"
+    FunctionalTestPlan(plan=doc).save(name)
+    report = smoke_tests(plan=name, monitoring=None, artifact_dir=str(tmp_path / "runs"))
+    assert report.overall_status == "passed" and report.base_url == aischolar_clean.url
+    bad = {**doc, "suites": {"api": {"endpoints": [{"path": "/", "expekt": {}}]}}}
+    with pytest.raises(ValueError, match=r"suites\.api\.endpoints\.0\.expekt"):
+        FunctionalTestPlan(plan=bad)
+    from scholar_ops.functest.errors import PlanError
+
+    with pytest.raises(PlanError, match="no test plan block 'no-such-plan'"):
+        smoke_tests(plan="no-such-plan", monitoring=None, artifact_dir=str(tmp_path / "x"))

@@ -26,10 +26,13 @@ from scholar_ops.functest.suites.integration import (
 from scholar_ops.sources.process import free_port
 
 STEPS = [CREATE, LOGIN, UPLOAD, SEARCH, ASK, CACHED, DELETE, GONE]
+#: this file's own prefix: nothing another test leaves behind can be mistaken for ours
+PREFIX = "sotestjourney-"
 AUTH = AuthSettings.model_validate({"register": {"path": "/api/auth/register"}})
 
 
 def ctx_for(app, **kwargs) -> SuiteContext:
+    kwargs.setdefault("test_prefix", PREFIX)
     return SuiteContext(
         base_url=app.url, auth=AUTH, run_id="run-1234abcd", request_timeout=10, **kwargs
     )
@@ -74,10 +77,10 @@ def test_healthy_journey_passes_every_step_and_leaves_no_test_data(aischolar_cle
     assert suite.status == "passed"
 
     username = t[CREATE].context["username"]
-    assert username.startswith("sotest-")
+    assert username.startswith(PREFIX)
     doc_id = int(t[UPLOAD].context["document_id"])
     # nothing with the prefix remains: no document, no chunk, no vector
-    assert documents_titled(app, "sotest-%") == 0
+    assert documents_titled(app, f"{PREFIX}%") == 0
     with psycopg.connect(app.database_url) as conn:
         chunks = conn.execute("SELECT count(*) FROM chunks WHERE document_id = %s", (doc_id,))
         assert chunks.fetchone() == (0,)
@@ -108,24 +111,24 @@ def test_broken_search_fails_its_step_skips_the_rest_and_still_cleans_up(aischol
     cleanup = t["cleanup removes the test document"]
     assert cleanup.status == "passed"
     doc_id = int(t[UPLOAD].context["document_id"])
-    assert documents_titled(app, "sotest-%") == 0
+    assert documents_titled(app, f"{PREFIX}%") == 0
     assert vectors_of(app, doc_id) == []
     assert suite.status == "failed"
 
 
 def test_journey_with_the_configured_user_and_unreachable_target(aischolar_clean):
     app = aischolar_clean
-    app.create_user("sotest-configured", "correct horse battery")
     ctx = ctx_for(
         app,
-        credentials=Credentials("sotest-configured", SecretStr("correct horse battery")),
-        secrets=("correct horse battery",),
+        credentials=Credentials(app.test_user, SecretStr(app.test_password)),
+        secrets=(app.test_password,),
     )
     suite = run(ctx, Settings(user="configured", document_title="{token} other title"))
     t = by_name(suite)
     assert t[CREATE].status == "skipped" and "configured test user" in t[CREATE].error_message
     assert all(t[n].status == "passed" for n in STEPS[1:]), suite.tests
-    assert documents_titled(app, "sotest-%") == 0
+    assert documents_titled(app, f"{PREFIX}%") == 0
+    assert app.test_password not in repr(suite.tests)
 
     down = SuiteContext(base_url=f"http://127.0.0.1:{free_port()}", auth=AUTH)
     with pytest.raises(ServiceUnavailable, match="connection refused"):
