@@ -17,6 +17,7 @@ def test_register_blocks_is_idempotent_and_includes_nested_types(prefect_harness
         "scholar-ops-files-target",
         "scholar-ops-backup-repository",
         "scholar-ops-monitoring-settings",
+        "scholar-ops-test-plan",
     ]
     assert register_blocks() == slugs  # again: nothing changes, nothing fails
     with get_client(sync_client=True) as client:
