@@ -60,6 +60,12 @@ def _secret_value(name: str, what: str) -> Any:
     try:
         return Secret.load(name, _sync=True).get()  # type: ignore[call-arg,union-attr]
     except ValueError as e:
+        if "Unable to find block document" in str(e):
+            raise PlanError(
+                f"{what}: there is no Secret block {name!r}: create it holding JSON "
+                '{"username": ..., "password": ...} (docs/testing.md), or name '
+                "username_env and password_env in the plan"
+            ) from None
         raise PlanError(f"{what}: cannot load the Secret block {name!r}: {e}") from None
 
 
@@ -141,8 +147,13 @@ def run_dir(run_id: str, configured: str | None = None) -> Path:
 @task(name="load-test-plan", cache_policy=NO_CACHE)
 def load_test_plan(plan: str) -> TestPlan:
     """The validated plan (it holds names, never secrets: each suite task resolves its
-    own credentials and stores, so no secret crosses a task boundary)."""
-    return read_plan(plan)
+    own credentials and stores, so no secret crosses a task boundary). The names are
+    resolved once here too, so that a missing Secret block or variable stops the run
+    with one line before any suite starts."""
+    test_plan = read_plan(plan)
+    resolve_credentials(test_plan)
+    resolve_stores(test_plan)
+    return test_plan
 
 
 @task(name="run-test-suite", cache_policy=NO_CACHE, task_run_name="test-suite-{suite}")

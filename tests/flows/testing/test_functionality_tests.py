@@ -236,3 +236,18 @@ def test_a_plan_block_drives_the_flow_and_refuses_a_bad_plan(
 
     with pytest.raises(PlanError, match="no test plan block 'no-such-plan'"):
         smoke_tests(plan="no-such-plan", monitoring=None, artifact_dir=str(tmp_path / "x"))
+
+
+def test_a_missing_secret_or_variable_stops_the_run_before_any_suite(
+    plan_env: str, tmp_path: Path, monkeypatch
+) -> None:
+    from scholar_ops.functest.errors import PlanError
+
+    monkeypatch.setenv("AISCHOLAR_TEST_USER_SECRET", "nobody-made-this")
+    with pytest.raises(PlanError, match="there is no Secret block 'nobody-made-this': create it"):
+        functionality_tests(plan=str(PLAN), monitoring=None, artifact_dir=str(tmp_path / "a"))
+    monkeypatch.setenv("AISCHOLAR_TEST_USER_SECRET", plan_env)
+    monkeypatch.delenv("AISCHOLAR_TEST_REDIS_URL")
+    with pytest.raises(PlanError, match="AISCHOLAR_TEST_REDIS_URL is not set"):
+        functionality_tests(plan=str(PLAN), monitoring=None, artifact_dir=str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # no suite ran
