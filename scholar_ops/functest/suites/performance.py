@@ -4,9 +4,28 @@ previous good run's baseline (a regression beyond the margin fails).
 
 One test per SLO and per baseline comparison of each endpoint. Every measured number
 goes into ``suite.measurements`` ("POST /api/search p95_ms": 212.0), which the flow
-keeps as the next baseline when the suite passed. Severities: an error rate over its
-objective is high (critical when most requests fail with 5xx); latency and throughput
-objectives and regressions are medium.
+keeps as the next baseline when the suite passed. Errors are transport errors, 5xx and
+any status outside ``expect_status``; an endpoint without an ``error_rate_max`` objective
+fails on any error (fast 500s would otherwise meet a latency objective). Severities: an
+error rate over its objective is high (critical when most requests fail with 5xx);
+latency and throughput objectives and regressions are medium. The load is capped by the
+suite's deadline; the target unreachable before any verdict is ServiceUnavailable.
+
+    performance:
+      probe_path: /health/live
+      warmup_requests: 10
+      endpoints:
+        - method: POST
+          path: /api/search
+          json: {query: photosynthesis, top_k: 5}
+          auth: true                    # the test user's token (logged in once)
+          concurrency: 8
+          requests: 400                 # the budget ...
+          duration_seconds_max: 20      # ... or this long, whichever comes first
+          expect_status: [200]
+          slo: {p50_ms: 100, p95_ms: 500, p99_ms: 1000, error_rate_max: 0.01,
+                throughput_min_rps: 20}
+      baseline: {regression_margin: 0.25, metrics: [p95_ms, throughput_rps]}
 """
 
 from __future__ import annotations
@@ -76,10 +95,17 @@ _SLO_FIELDS = (
 
 def _fmt(metric: str, value: float) -> str:
     if metric.endswith("_ms"):
-        return f"{value:.0f} ms"
+        # loopback latencies are often below 10 ms: keep a digit there
+        return f"{value:.1f} ms" if abs(value) < 10 and value != int(value) else f"{value:.0f} ms"
     if metric == "error_rate":
         return f"{value:.1%}"
-    return f"{value:.0f} req/s"
+    return f"{value:.1f} req/s" if abs(value) < 10 and value != int(value) else f"{value:.0f} req/s"
+
+
+def _error_severity(result: LoadResult) -> Severity:
+    """critical for a storm of server errors (most requests answered 5xx), else high."""
+    server_errors = sum(n for s, n in result.statuses.items() if s >= 500)
+    return "critical" if server_errors > result.requests / 2 else "high"
 
 
 def evaluate(
@@ -112,13 +138,18 @@ def evaluate(
         }
         if ok:
             tests.append(
-                TestResult(name, "passed", category="slo", severity="medium", context=info)
+                TestResult(
+                    name,
+                    "passed",
+                    category="slo",
+                    severity="high" if metric == "error_rate" else "medium",
+                    context=info,
+                )
             )
             continue
         severity: Severity = "medium"
         if metric == "error_rate":
-            server_errors = sum(n for s, n in result.statuses.items() if s >= 500)
-            severity = "critical" if server_errors > result.requests / 2 else "high"
+            severity = _error_severity(result)
             if result.first_error:
                 info["first_error"] = result.first_error
         verb = "is below" if higher_better else "exceeds"
@@ -173,6 +204,12 @@ def evaluate(
     return tests, slos
 
 
+def _left(ctx: SuiteContext) -> float:
+    """Seconds of load the deadline still allows (one kept for the verdicts)."""
+    remaining = ctx.remaining()
+    return 1e9 if remaining is None else max(0.0, remaining - 1)
+
+
 def run(ctx: SuiteContext, settings: Settings) -> TestSuite:
     reachable(ctx, settings.probe_path)
     suite = TestSuite("performance")
@@ -202,7 +239,6 @@ def run(ctx: SuiteContext, settings: Settings) -> TestSuite:
         if remaining is not None and remaining < 2:
             suite.tests.append(TestResult(label, "skipped", error_message="out of time"))
             continue
-        limit = min(ep.duration_seconds_max, (remaining - 1) if remaining is not None else 1e9)
         send = {**(headers if ep.auth else {}), **(ep.headers or {})}
         args: dict[str, Any] = {
             "method": ep.method,
@@ -215,31 +251,49 @@ def run(ctx: SuiteContext, settings: Settings) -> TestSuite:
         }
         url = ctx.base_url + fill(ep.path, **names)
         if settings.warmup_requests:
-            run_load(url, requests=settings.warmup_requests, time_limit=min(5.0, limit), **args)
+            warmup_limit = min(5.0, ep.duration_seconds_max, _left(ctx))
+            run_load(url, requests=settings.warmup_requests, time_limit=warmup_limit, **args)
         started = time.monotonic()
+        limit = min(ep.duration_seconds_max, _left(ctx))
         result = run_load(url, requests=ep.requests, time_limit=limit, **args)
+        if not result.requests:
+            suite.tests.append(TestResult(label, "skipped", error_message="out of time"))
+            continue
         if result.requests and result.transport_errors == result.requests and not suite.tests:
             reachable(ctx, settings.probe_path)  # down since the probe: unavailable
         numbers = result.summary()
         for metric, value in numbers.items():
             suite.measurements[f"{label} {metric}"] = value
         tests, slos = evaluate(label, numbers, ep.slo, ctx.baseline, settings.baseline, result)
-        if not tests:
-            tests = [
+        if ep.slo.error_rate_max is None:
+            # no error objective: any failed request under load fails (fast 500s must not
+            # pass a latency objective unnoticed)
+            tests.insert(
+                0,
                 TestResult(
-                    f"{label} under load",
+                    f"{label} without errors under load",
                     "passed" if not result.errors else "failed",
-                    severity="high",
+                    severity=_error_severity(result) if result.errors else "high",
                     category="slo",
+                    context={
+                        "endpoint": label,
+                        "requests": str(result.requests),
+                        "errors": str(result.errors),
+                        **({"first_error": result.first_error} if result.first_error else {}),
+                    },
                     error_message=None
                     if not result.errors
-                    else f"{result.errors} of {result.requests} requests failed "
-                    f"({result.first_error})",
-                )
-            ]
+                    else f"{result.errors} of {result.requests} requests to {label} failed "
+                    f"under load (first: {result.first_error})",
+                ),
+            )
         for t in tests:
             t.duration = time.monotonic() - started
         suite.tests.extend(tests)
         suite.slos.extend(slos)
+        for t in tests:
+            if t.error_message:
+                t.error_message = ctx.scrub(t.error_message)
+            t.context = {k: ctx.scrub(v) for k, v in t.context.items()}
         ctx.log(f"performance {label}: " + ", ".join(f"{k} {v:g}" for k, v in numbers.items()))
     return suite
