@@ -66,7 +66,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             elif path == "/hang":
                 await asyncio.sleep(3600)
             elif path == "/created":
-                writer.write(_answer("201 Created"))
+                if method == "POST" and "content-length" not in headers:
+                    writer.write(_answer("411 Length Required"))  # as nginx does
+                else:
+                    writer.write(_answer("201 Created"))
             elif path == "/auth":
                 ok = headers.get("authorization") == "Bearer t0ken"
                 writer.write(_answer("200 OK" if ok else "401 Unauthorized"))
@@ -142,6 +145,8 @@ def test_errors_are_counted_by_status(server: str):
     assert run_load(server + "/fail", requests=10, ok_statuses=(200, 500)).errors == 10
     ok = run_load(server + "/created", requests=20, ok_statuses=(201,))
     assert ok.errors == 0
+    posted = run_load(server + "/created", method="POST", requests=10, ok_statuses=(201,))
+    assert posted.errors == 0 and posted.statuses[201] == 10
     wrong = run_load(server + "/created", requests=20)
     assert wrong.errors == 20 and wrong.statuses[201] == 20 and wrong.first_error == "HTTP 201"
 
