@@ -33,11 +33,16 @@ from scholar_ops.aischolar.cache import Cache
 from scholar_ops.aischolar.chunking import chunk_text, sentences
 from scholar_ops.aischolar.db import Pool
 from scholar_ops.aischolar.embedding import DIMENSION, embed, embed_one, tokens
+from scholar_ops.aischolar.faults import (
+    SLOW_SEARCH_SECONDS,
+    Faults,
+    rename_score,
+    unbind_search_button,
+)
 from scholar_ops.aischolar.settings import Settings
 from scholar_ops.aischolar.store import VectorStore, chunk_id
 
 STATIC = Path(__file__).parent / "static"
-FAULT_NAMES = ("search_500", "slow_search", "renamed_field", "missing_vectors", "broken_button")
 ContentType = Literal["text/plain", "text/markdown"]
 
 
@@ -114,14 +119,6 @@ class AskOut(BaseModel):
     answer: str
     sources: list[Source]
     cached: bool
-
-
-class Faults(BaseModel):
-    search_500: bool = False
-    slow_search: bool = False
-    renamed_field: bool = False
-    missing_vectors: bool = False
-    broken_button: bool = False
 
 
 # -- passwords ---------------------------------------------------------------------------------
@@ -398,16 +395,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if faults.get("search_500"):
             raise RuntimeError("injected fault: search_500")
         if faults.get("slow_search"):
-            time.sleep(1.5)
+            time.sleep(SLOW_SEARCH_SECONDS)
         hits = retrieve(user["user_id"], body.query, body.top_k)
         if faults.get("renamed_field"):
             # the contract break: bypass the response model, rename score
-            results = []
-            for h in hits:
-                d = h.model_dump()
-                d["similarity"] = d.pop("score")
-                results.append(d)
-            return JSONResponse({"results": results})
+            return JSONResponse({"results": rename_score([h.model_dump() for h in hits])})
         return SearchOut(results=hits)
 
     @app.post(
@@ -472,7 +464,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- health
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:
+        """The process answers (nothing else is checked)."""
         return {"status": "ok"}
+
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        responses={503: {"description": "a store does not answer"}},
+    )
+    def ready() -> JSONResponse:
+        """Ready to serve: PostgreSQL, Redis and Chroma each answer."""
+        checks: dict[str, str] = {}
+        for name, probe in (
+            ("postgres", lambda: state.pool.ping()),
+            ("redis", lambda: state.cache.r.ping()),
+            ("chroma", lambda: state.vectors().count()),
+        ):
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as e:
+                checks[name] = f"unavailable: {type(e).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+            headers={"Cache-Control": "no-store"},
+        )
 
     _mount_health(app, settings)
 
@@ -485,7 +503,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def app_js() -> Response:
         js = (STATIC / "app.js").read_text(encoding="utf-8")
         if state.cache.faults().get("broken_button"):
-            js = js.replace('bind("search-button", search);', "/* search button left unbound */")
+            js = unbind_search_button(js)
         return Response(js, media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -74,6 +74,10 @@ class Pool:
                 self._idle.put(conn)
             self._slots.release()
 
+    def ping(self) -> None:
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
     def close(self) -> None:
         while True:
             try:

@@ -4,6 +4,7 @@ owner_id, ordinal), embedded or on a server. Embeddings are always passed in."""
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from scholar_ops.aischolar.embedding import DIMENSION
@@ -19,7 +20,8 @@ class VectorStore:
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False)
-        if where.startswith(("http://", "https://")):
+        remote = where.startswith(("http://", "https://"))
+        if remote:
             from urllib.parse import urlsplit
 
             u = urlsplit(where)
@@ -36,7 +38,9 @@ class VectorStore:
             embedding_function=None,
             metadata={"hnsw:space": "cosine", "dimension": DIMENSION},
         )
-        self._lock = threading.Lock()  # the embedded client is not safe for parallel writes
+        # The embedded client is not safe for parallel writes; a server serialises them
+        # itself, and HTTP calls from many threads keep searches concurrent.
+        self._lock: AbstractContextManager[Any] = nullcontext() if remote else threading.Lock()
 
     def add(self, ids: list[str], vectors: list[list[float]], metas: list[dict[str, Any]]) -> None:
         if ids:

@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 
+from scholar_ops.aischolar.faults import FAULT_NAMES as FAULTS
 from scholar_ops.sources.process import RunningServer, running_server
-
-FAULTS = ("search_500", "slow_search", "renamed_field", "missing_vectors", "broken_button")
 
 
 @dataclass

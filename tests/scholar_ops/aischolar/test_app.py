@@ -8,40 +8,10 @@ from typing import Any
 
 import httpx
 import psycopg
-import pytest
 import redis
 
-from scholar_ops.aischolar.chunking import chunk_text
-from scholar_ops.aischolar.embedding import DIMENSION, embed, embed_one
-from scholar_ops.aischolar.settings import Settings, SettingsError
+from scholar_ops.aischolar.embedding import DIMENSION
 from scholar_ops.testbed.aischolar import AIScholar
-
-
-def test_embedding_is_deterministic_normalised_and_near_for_shared_words():
-    a, b, c = embed(["graph neural networks", "neural networks on graphs", "tomato soup recipe"])
-    assert len(a) == DIMENSION and embed_one("graph neural networks") == a
-    assert abs(sum(v * v for v in a) - 1) < 1e-9
-
-    def cos(x: list[float], y: list[float]) -> float:
-        return sum(p * q for p, q in zip(x, y, strict=True))
-
-    assert cos(a, b) > cos(a, c)
-
-
-def test_chunking_keeps_headings_with_their_text_and_bounds_size():
-    text = (
-        "# Intro\nShort intro.\n\n" + ("A sentence about graphs. " * 60) + "\n\n# Methods\nWe test."
-    )
-    chunks = chunk_text(text, size=300)
-    assert chunks[0].startswith("# Intro")
-    assert any(c.startswith("# Methods") for c in chunks)
-    assert all(len(c) <= 300 for c in chunks)
-    assert "".join(chunks).count("graphs") == 60
-
-
-def test_settings_name_the_missing_variable():
-    with pytest.raises(SettingsError, match="AISCHOLAR_REDIS_URL is not set"):
-        Settings.from_env({"AISCHOLAR_DATABASE_URL": "postgresql://x", "AISCHOLAR_CHROMA": "/d"})
 
 
 def _user(app: AIScholar) -> dict[str, str]:
@@ -75,6 +45,29 @@ def test_documents_search_ask_cache_delete(aischolar_clean: AIScholar):
     files = {"file": ("notes.md", b"# Notes\nQuokkas are marsupials.", "text/markdown")}
     up = httpx.post(f"{app.url}/api/documents/upload", headers=h, files=files, timeout=10)
     assert up.status_code == 201 and up.json()["title"] == "notes.md"
+    assert up.json()["content_type"] == "text/markdown"
+    txt = httpx.post(
+        f"{app.url}/api/documents/upload",
+        headers=h,
+        timeout=10,
+        data={"title": "sotest plain"},
+        files={"file": ("plain.txt", b"Wombats dig burrows.", "text/plain")},
+    )
+    assert txt.status_code == 201, txt.text
+    assert (txt.json()["title"], txt.json()["content_type"]) == ("sotest plain", "text/plain")
+    full = httpx.get(f"{app.url}/api/documents/{txt.json()['id']}", headers=h, timeout=10).json()
+    assert full["content"] == "Wombats dig burrows." and full["chunks"] == 1
+    with psycopg.connect(app.database_url) as conn:
+        dims = conn.execute(
+            "SELECT DISTINCT embedding_dim FROM chunks WHERE document_id = %s", (doc["id"],)
+        ).fetchall()
+    assert dims == [(DIMENSION,)]
+    stored = app_collection(app).get(
+        where={"document_id": doc["id"]}, include=["metadatas", "embeddings"]
+    )
+    assert stored["ids"] and all(i.startswith("chunk-") for i in stored["ids"])
+    assert {m["ordinal"] for m in stored["metadatas"]} == set(range(doc["chunks"]))
+    assert len(stored["embeddings"][0]) == DIMENSION
     bad = httpx.post(
         f"{app.url}/api/documents/upload",
         headers=h,
@@ -83,7 +76,7 @@ def test_documents_search_ask_cache_delete(aischolar_clean: AIScholar):
     )
     assert bad.status_code == 415
     listed = httpx.get(f"{app.url}/api/documents", headers=h, timeout=10).json()["documents"]
-    assert {d["id"] for d in listed} == {doc["id"], up.json()["id"]}
+    assert {d["id"] for d in listed} == {doc["id"], up.json()["id"], txt.json()["id"]}
 
     hits = httpx.post(
         f"{app.url}/api/search",
@@ -100,6 +93,9 @@ def test_documents_search_ask_cache_delete(aischolar_clean: AIScholar):
     assert first["sources"][0]["document_id"] == doc["id"]
     second = httpx.post(f"{app.url}/api/ask", headers=h, json=q, timeout=10).json()
     assert second["cached"] and second["answer"] == first["answer"]
+    me = httpx.get(f"{app.url}/api/me", headers=h, timeout=10).json()
+    answers = redis.Redis.from_url(app.redis_url).keys(f"aischolar:answer:{me['id']}:*")
+    assert answers and all(0 < redis.Redis.from_url(app.redis_url).ttl(k) <= 600 for k in answers)
 
     assert (
         httpx.delete(f"{app.url}/api/documents/{doc['id']}", headers=h, timeout=10).status_code
@@ -154,6 +150,11 @@ def test_auth_is_enforced_and_users_are_isolated(aischolar_clean: AIScholar):
     )
     hits = httpx.post(f"{app.url}/api/search", headers=b, json={"query": "capybara"}, timeout=10)
     assert hits.json()["results"] == []
+    assert httpx.get(f"{app.url}/api/documents", headers=b, timeout=10).json() == {"documents": []}
+    gone = httpx.delete(f"{app.url}/api/documents/{doc['id']}", headers=b, timeout=10)
+    assert gone.status_code == 404
+    mine = httpx.get(f"{app.url}/api/documents/{doc['id']}", headers=a, timeout=10)
+    assert mine.status_code == 200  # B's delete did not touch it
     wrong = httpx.post(
         f"{app.url}/api/auth/login",
         timeout=10,
@@ -166,6 +167,13 @@ def test_auth_is_enforced_and_users_are_isolated(aischolar_clean: AIScholar):
         json={"username": app.test_user, "password": "whatever-123"},
     )
     assert dup.status_code == 409
+    for bad in (
+        {"username": "sotest-x"},
+        {"username": "no spaces allowed", "password": "long-enough-1"},
+        {"username": "sotest-short", "password": "short"},
+    ):
+        r = httpx.post(f"{app.url}/api/auth/register", json=bad, timeout=10)
+        assert r.status_code == 422, bad
 
 
 def test_sessions_carry_a_ttl_and_logout_ends_them(aischolar_clean: AIScholar):
@@ -264,6 +272,13 @@ def test_frontend_openapi_and_health(aischolar_clean: AIScholar):
     schema = httpx.get(app.url + "/openapi.json", timeout=10).json()
     assert {"/api/search", "/api/ask", "/api/documents", "/api/auth/login"} <= set(schema["paths"])
     assert "/api/admin/faults" not in schema["paths"]
+    assert httpx.get(app.url + "/health/live", timeout=10).json() == {"status": "ok"}
+    ready = httpx.get(app.url + "/health/ready", timeout=30)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "chroma": "ok"}
+    js = httpx.get(app.url + "/static/app.js", timeout=10)
+    css = httpx.get(app.url + "/static/app.css", timeout=10)
+    assert js.status_code == css.status_code == 200 and "javascript" in js.headers["content-type"]
     health = httpx.get(app.url + "/health/database", timeout=30).json()
     assert health["status"] == "healthy"
     assert set(health["checks"]) == {"postgres", "redis", "chroma"}
