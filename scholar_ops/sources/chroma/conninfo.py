@@ -149,3 +149,25 @@ def _is_transport_error(e: BaseException) -> bool:
     import httpx
 
     return isinstance(e, httpx.TransportError | ConnectionError | TimeoutError)
+
+
+def release_embedded(path: str | Path) -> None:
+    """Stop the in-process Chroma system opened on the embedded directory ``path`` (a
+    ``PersistentClient`` is never closed otherwise), so that a long-lived worker keeps
+    none per restore, drill or physical backup, and the directory is left alone."""
+    import logging
+    import os
+
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        wanted = os.path.abspath(path)
+        systems = SharedSystemClient._identifier_to_system
+        for ident in [k for k in systems if os.path.abspath(k) == wanted]:
+            system = systems.pop(ident)
+            SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            system.stop()
+    except Exception as e:  # private API of chromadb: best effort only
+        logging.getLogger("scholar_ops.sources.chroma").debug(
+            "could not release the Chroma client on %s: %s", path, e
+        )

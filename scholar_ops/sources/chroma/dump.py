@@ -2,9 +2,10 @@
 
 One JSON Lines entry per collection (a header, then one record per line with its
 embedding as little-endian float32 in base64), streamed in batches in Chroma's own
-stable order, so an unchanged collection exports byte-identical; sample records
-and their nearest neighbours go in the manifest for the restore's verification
-(docs/formats.md, "Chroma, logical"). ``physical=True`` copies an embedded
+stable order, so an unchanged collection exports byte-identical. Order-independent
+digests of each collection's ids, documents, metadata, uris and embeddings, computed
+while streaming, go in the manifest for the restore's verification
+(``scholar_ops.sources.chroma.verify``; docs/formats.md, "Chroma, logical"). ``physical=True`` copies an embedded
 directory instead (``scholar_ops.sources.chroma.physical``).
 """
 
@@ -22,6 +23,11 @@ from typing import Any
 import numpy as np
 
 from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.verify import (
+    DIGEST_FORMAT,
+    CollectionDigest,
+    RecallProbe,
+)
 from scholar_ops.vault.archiver import BackupWriter, Progress
 from scholar_ops.vault.chunker import ChunkerParams
 from scholar_ops.vault.errors import ConfigError, SourceError, VaultError
@@ -37,8 +43,7 @@ EMBEDDING_ENCODING = "base64-float32-le"
 COLLECTION_PREFIX = "collections/"
 CHROMA_CHUNKER = ChunkerParams(avg_size=64 << 10, min_size=16 << 10, max_size=256 << 10)
 INCLUDE: list[Any] = ["embeddings", "documents", "metadatas", "uris"]
-SAMPLES = 5
-NEIGHBOURS = 10
+SAMPLES = 50  # sample records whose neighbours measure the source's index (0: none)
 
 
 def collection_entry(name: str) -> str:
@@ -112,7 +117,8 @@ class _CollectionExport:
     count_before: int
     records: int = 0
     dimension: int | None = None
-    samples: list[dict[str, Any]] = field(default_factory=list)
+    digest: CollectionDigest = field(default_factory=CollectionDigest)
+    probe: RecallProbe | None = None
 
 
 def _configuration(col: Any) -> dict[str, Any]:
@@ -130,17 +136,9 @@ def _schema(col: Any) -> dict[str, Any] | None:
         return None
 
 
-def sample_positions(count: int, k: int = SAMPLES) -> list[int]:
-    """K positions spread evenly over a collection (deterministic)."""
-    if count <= 0 or k <= 0:
-        return []
-    return sorted({min(count - 1, int((j + 0.5) * count / k)) for j in range(k)})
-
-
-def _export(col: Any, exp: _CollectionExport, batch_size: int, samples: int) -> Iterator[bytes]:
+def _export(col: Any, exp: _CollectionExport, batch_size: int) -> Iterator[bytes]:
     """Header, then the records batch by batch, in Chroma's own (insertion) order."""
-    positions = sample_positions(exp.count_before, samples)
-    neighbours = min(NEIGHBOURS, exp.count_before)
+    probe = exp.probe
     offset = 0
     header_sent = False
     while True:
@@ -177,25 +175,16 @@ def _export(col: Any, exp: _CollectionExport, batch_size: int, samples: int) -> 
         docs = res.get("documents") or [None] * n
         metas = res.get("metadatas") or [None] * n
         uris = res.get("uris") or [None] * n
-        lines = [
-            encode_record(ids[i], docs[i], metas[i] or None, uris[i], encode_embedding(f32[i]))
-            for i in range(n)
-        ]
-        while positions and positions[0] < offset + n:
-            i = positions.pop(0) - offset
-            q = _call(
-                col.query,
-                query_embeddings=f32[i : i + 1],
-                n_results=neighbours,
-                include=["distances"],
+        lines = []
+        for i in range(n):
+            meta = metas[i] or None
+            vec = f32[i].tobytes()
+            exp.digest.add(ids[i], docs[i], meta, uris[i], vec)
+            lines.append(
+                encode_record(ids[i], docs[i], meta, uris[i], base64.b64encode(vec).decode("ascii"))
             )
-            exp.samples.append(
-                {
-                    "id": ids[i],
-                    "neighbours": list(q["ids"][0]),
-                    "distances": [float(d) for d in (q.get("distances") or [[]])[0]],
-                }
-            )
+        if probe is not None:
+            probe.add(ids, f32)
         exp.records += n
         offset += n
         del res, raw, emb, docs, metas, uris
@@ -243,7 +232,11 @@ def dump_collections(
     batch_size: int = 1000,
     samples: int = SAMPLES,
 ) -> dict[str, Any]:
-    """Stream every (chosen) collection into ``writer``; returns the manifest details."""
+    """Stream every (chosen) collection into ``writer``; returns the manifest details.
+
+    ``samples`` records per collection measure the source's index as it is exported:
+    its recall of their exact nearest neighbours (``index_recall``), the yardstick of
+    a restored index (``scholar_ops.sources.chroma.verify``)."""
     import chromadb
 
     if batch_size < 1:
@@ -276,7 +269,11 @@ def dump_collections(
             configuration=_configuration(col),
             count_before=int(_call(col.count)),
         )
-        stream = BlockStream(_export(col, exp, batch_size, samples))
+        hnsw = exp.configuration.get("hnsw") or exp.configuration.get("spann") or {}
+        space = hnsw.get("space") or (exp.metadata or {}).get("hnsw:space")
+        if samples > 0 and exp.count_before > 0:
+            exp.probe = RecallProbe(col, exp.count_before, str(space or "l2"), samples)
+        stream = BlockStream(_export(col, exp, batch_size))
         entry = writer.add_stream(collection_entry(name), stream)
         count_after = int(_call(col.count))
         if exp.records != exp.count_before or count_after != exp.count_before:
@@ -285,7 +282,6 @@ def dump_collections(
                 f"before, {count_after} after, {exp.records} exported): a logical backup is "
                 "not isolated from concurrent writes"
             )
-        hnsw = exp.configuration.get("hnsw") or exp.configuration.get("spann") or {}
         details_cols.append(
             {
                 "name": name,
@@ -294,12 +290,14 @@ def dump_collections(
                 "records": exp.records,
                 "bytes": stream.bytes,
                 "dimension": exp.dimension,
-                "space": hnsw.get("space") or (exp.metadata or {}).get("hnsw:space"),
+                "space": space,
                 "metadata": exp.metadata,
                 "configuration": exp.configuration,
                 "count_before": exp.count_before,
                 "count_after": count_after,
-                "samples": exp.samples,
+                "digest": DIGEST_FORMAT,
+                "digests": exp.digest.hexdigests(),
+                "index_recall": exp.probe.figures() if exp.probe is not None else None,
             }
         )
     for w in warnings:
@@ -327,11 +325,11 @@ def backup_chroma(
     backup_type: BackupType = "incremental",
     collections: list[str] | None = None,
     batch_size: int = 1000,
+    samples: int = SAMPLES,
     physical: bool = False,
     retention_days: float | None = None,
     group: str | None = None,
     tags: list[str] | None = None,
-    samples: int = SAMPLES,
     progress: Callable[[Progress], None] | None = None,
 ) -> Snapshot:
     """Back a Chroma store up as one snapshot (component ``chroma``).
@@ -359,7 +357,7 @@ def backup_chroma(
             from scholar_ops.sources.chroma.physical import copy_directory
 
             assert source.path is not None
-            details = copy_directory(writer, source.path)
+            details = copy_directory(writer, source.path, samples=samples)
             details["source"] = source.describe()
         else:
             details = dump_collections(

@@ -6,6 +6,12 @@ segment files outside SQLite's transactions, so the copy is consistent only
 while nothing writes: ``data_version`` and every file's size and mtime are
 compared before and after, and a directory that changed fails the backup (a
 transient SourceError: retry when the application is idle, or back up logically).
+
+Before the copy, the directory is opened with Chroma (``migrations="validate"``:
+a store of another Chroma version is refused, never migrated) and every
+collection read once for its digests (``scholar_ops.sources.chroma.verify``), so
+that a restore of the copy is checked record for record like a logical one; the
+record counts read must equal the copy's.
 """
 
 from __future__ import annotations
@@ -90,11 +96,89 @@ def _last_migration(db: sqlite3.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
-def copy_directory(writer: BackupWriter, path: str | Path) -> dict[str, Any]:
+def read_digests(
+    root: Path, batch_size: int = 1000, samples: int = 50
+) -> dict[str, dict[str, Any]]:
+    """Name -> records, space and digests of every collection of an embedded directory,
+    read through Chroma (which must be the version that wrote it: nothing is migrated)."""
+    import chromadb
+    from chromadb.config import Settings
+
+    from scholar_ops.sources.chroma.conninfo import release_embedded
+    from scholar_ops.sources.chroma.dump import INCLUDE, _call, list_collection_names
+    from scholar_ops.sources.chroma.verify import DIGEST_FORMAT, CollectionDigest, RecallProbe
+
+    settings = Settings(anonymized_telemetry=False, migrations="validate")
+    opened_here = True
+    try:
+        client = chromadb.PersistentClient(path=str(root), settings=settings)
+    except ValueError as e:
+        if "different settings" not in str(e):
+            raise SourceError(f"cannot read {root} with Chroma {chromadb.__version__}: {e}") from e
+        from scholar_ops.sources.chroma.conninfo import ChromaSource
+
+        client = ChromaSource.embedded(root).client()  # open in this process already
+        opened_here = False
+    except Exception as e:
+        raise SourceError(
+            f"cannot read {root} with Chroma {chromadb.__version__} (a store of another "
+            f"version is never migrated by a backup): {e}"
+        ) from e
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for name in list_collection_names(client):
+            col = _call(client.get_collection, name, embedding_function=None)
+            cfg = getattr(col, "configuration_json", None) or {}
+            index = cfg.get("hnsw") or cfg.get("spann") or {}
+            space = index.get("space") or (col.metadata or {}).get("hnsw:space")
+            count = int(_call(col.count))
+            probe = (
+                RecallProbe(col, count, str(space or "l2"), samples)
+                if samples > 0 and count
+                else None
+            )
+            digest = CollectionDigest()
+            offset = 0
+            while True:
+                got = _call(col.get, limit=batch_size, offset=offset, include=INCLUDE)
+                ids = list(got["ids"])
+                if not ids:
+                    break
+                emb = got["embeddings"]
+                docs = got.get("documents") or [None] * len(ids)
+                metas = got.get("metadatas") or [None] * len(ids)
+                uris = got.get("uris") or [None] * len(ids)
+                f32 = _f32(emb)
+                for i, rid in enumerate(ids):
+                    digest.add(rid, docs[i], metas[i] or None, uris[i], f32[i].tobytes())
+                if probe is not None:
+                    probe.add(ids, f32)
+                offset += len(ids)
+            out[name] = {
+                "records": digest.records,
+                "space": space,
+                "digest": DIGEST_FORMAT,
+                "digests": digest.hexdigests(),
+                "index_recall": probe.figures() if probe is not None else None,
+            }
+    finally:
+        if opened_here:
+            release_embedded(root)
+    return out
+
+
+def _f32(vector: Any) -> Any:
+    import numpy as np
+
+    return np.ascontiguousarray(vector, dtype="<f4")
+
+
+def copy_directory(writer: BackupWriter, path: str | Path, samples: int = 50) -> dict[str, Any]:
     """Stream a consistent physical copy of an embedded directory into ``writer``."""
     import chromadb
 
     root = require_embedded_dir(path)
+    digests = read_digests(root, samples=samples)
     db_path = root / SQLITE_NAME
     before = _segment_files(root)
     src = sqlite3.connect(db_path, timeout=60)
@@ -150,6 +234,23 @@ def copy_directory(writer: BackupWriter, path: str | Path) -> dict[str, Any]:
             "application is idle, or make a logical backup",
             transient=True,
         )
+    extra = sorted(set(digests) - {c["name"] for c in collections})
+    if extra:
+        raise SourceError(
+            f"{root} changed during the physical copy (collection {', '.join(extra)} was read "
+            "but not copied): retry when the application is idle, or make a logical backup",
+            transient=True,
+        )
+    for c in collections:
+        read = digests.get(c["name"])
+        if read is None or read["records"] != c["records"]:
+            raise SourceError(
+                f"{root} changed during the physical copy (collection {c['name']}: "
+                f"{None if read is None else read['records']} records read, {c['records']} "
+                "copied): retry when the application is idle, or make a logical backup",
+                transient=True,
+            )
+        c.update({k: v for k, v in read.items() if k != "records"})
     return {
         "format": PHYSICAL_FORMAT,
         "kind": "physical",

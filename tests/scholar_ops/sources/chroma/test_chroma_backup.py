@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from scholar_ops.sources.chroma.conninfo import ChromaSource
-from scholar_ops.sources.chroma.dump import backup_chroma, sample_positions
-from scholar_ops.sources.chroma.restore import restore_chroma, restore_chroma_physical
+from scholar_ops.sources.chroma.dump import backup_chroma
+from scholar_ops.sources.chroma.restore import (
+    restore_chroma,
+    restore_chroma_physical,
+    verify_chroma_physical,
+)
+from scholar_ops.sources.chroma.verify import sample_positions
 from scholar_ops.sources.process import free_port
 from scholar_ops.vault.archiver import BackupWriter
 from scholar_ops.vault.errors import ConfigError, SourceError, TargetNotEmpty, VaultError
@@ -67,7 +72,8 @@ def test_embedded_round_trip(seeded: Seeded, repo: Repository, chroma_dir: Path)
     for name, (space, n) in COLLECTIONS.items():
         c = by_name[name]
         assert (c["records"], c["dimension"], c["space"]) == (n, DIM, space)
-        assert len(c["samples"]) == 5 and all(len(s["neighbours"]) == 10 for s in c["samples"])
+        assert c["digest"] == "blake2b-256-sum/1" and len(c["digests"]["embeddings"]) == 64
+        assert set(c["digests"]) == {"ids", "documents", "metadatas", "uris", "embeddings"}
     assert snap.details["records"] == sum(n for _, n in COLLECTIONS.values())
     assert not snap.details["warnings"]
 
@@ -81,7 +87,8 @@ def test_embedded_round_trip(seeded: Seeded, repo: Repository, chroma_dir: Path)
     result = restore_chroma(repo, snap, ChromaSource.embedded(chroma_dir), batch_size=250)
     assert result.ok, result.mismatches
     assert result.counts == {n: [c, c] for n, (_, c) in COLLECTIONS.items()}
-    assert result.samples == {n: [5, 5] for n in COLLECTIONS}
+    assert {n: r["queries"] for n, r in result.recall.items()} == {n: 50 for n in COLLECTIONS}
+    assert result.differences == 0 and result.summary().endswith(": verified")
     assert sorted(result.collections) == sorted(COLLECTIONS)
     assert_same_store(
         seeded.source.client(),
@@ -203,13 +210,18 @@ def test_physical_copy_round_trip(seeded: Seeded, repo: Repository, chroma_dir: 
 
     with pytest.raises(VaultError, match="physical"):
         restore_chroma(repo, snap, ChromaSource.embedded(chroma_dir))
-    result = restore_chroma_physical(repo, snap, chroma_dir)
-    assert result.ok, result.mismatches
+    written = restore_chroma_physical(repo, snap, chroma_dir, verify=False)
+    assert written.ok and written.records == sum(c for _, c in COLLECTIONS.values())
     with pytest.raises(TargetNotEmpty):
         restore_chroma_physical(repo, snap, chroma_dir)
     for e in snap.entries:
         st = (chroma_dir / e.name.removeprefix("physical/")).stat()
         assert (st.st_size, st.st_mtime_ns) == (e.size, e.mtime_ns)
+    result = verify_chroma_physical(snap, chroma_dir)  # opens it with Chroma
+    assert result.ok, result.mismatches
+    # The data check: digests recorded at backup time, read back from the copy.
+    assert all(len(c["digests"]["embeddings"]) == 64 for c in d["collections"])
+    assert {n: r["queries"] for n, r in result.recall.items()} == {n: 50 for n in COLLECTIONS}
 
     restored = ChromaSource.embedded(chroma_dir).client()
     assert_same_store(seeded.source.client(), restored, list(COLLECTIONS), exact_cosine=True)
@@ -265,9 +277,9 @@ def test_secrets_stay_out_of_repr() -> None:
 
 
 def test_sample_positions_spread_over_the_collection() -> None:
-    assert sample_positions(0) == []
-    assert sample_positions(3) == [0, 1, 2]
-    assert sample_positions(1000) == [100, 300, 500, 700, 900]
+    assert sample_positions(0, 5) == []
+    assert sample_positions(3, 5) == [0, 1, 2]
+    assert sample_positions(1000, 5) == [100, 300, 500, 700, 900]
 
 
 def test_embedding_function_reference_is_kept_when_it_can_be(
