@@ -124,7 +124,13 @@ class PostgresTarget(TargetBlock):
         )
 
     def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
-        """Into a scratch database on the target's own server (``scratch_dir`` unused)."""
+        """Into a new throwaway cluster (under ``scratch_dir``) from the worker's PostgreSQL
+        binaries: the disaster case; the target's server is not touched."""
         return drill_postgres(
-            repo, self.conninfo(), self.target_name, snap=snap, timeout_s=DRILL_TIMEOUT_S
+            repo,
+            self.conninfo(),
+            self.target_name,
+            snap=snap,
+            timeout_s=DRILL_TIMEOUT_S,
+            scratch_dir=scratch_dir,
         )

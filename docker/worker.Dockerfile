@@ -5,11 +5,14 @@ FROM python:3.11-slim-bookworm
 
 # pg_dump / pg_restore / psql for PostgreSQL targets: the client must be at least the
 # server's major version (bookworm: 15; use the PGDG repository for newer servers).
+# postgresql (the server, initdb, pg_basebackup): PostgreSQL restore drills restore into a
+# new throwaway cluster, and point-in-time restores start the recovered data directory.
 # redis-server: throwaway servers for Redis restore drills.
 # chromium: the functionality tests' UI suite (Playwright drives it by executable_path;
 # no browser download).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates postgresql-client redis-server \
+    && apt-get install -y --no-install-recommends ca-certificates postgresql-client postgresql \
+       redis-server \
        chromium \
     && rm -rf /var/lib/apt/lists/*
 

@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from blocks.postgres import PostgresTarget
 from blocks.targets import load_block
 from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
+from scholar_ops.sources.postgres.roles import RolesMode
 from scholar_ops.vault.summary import RestoreSummary
 from tasks.common import RESTORE_TASK_OPTIONS, load_repository
 
@@ -31,6 +32,7 @@ def restore_postgres_target(
     tables: list[str] | None = None,
     jobs: int = 2,
     no_owner: bool = False,
+    roles: RolesMode = "create",
 ) -> RestoreSummary:
     """Restore a snapshot (id, prefix or 'latest') into ``database`` on the ``target`` server."""
     logger = get_run_logger()
@@ -53,11 +55,21 @@ def restore_postgres_target(
         repo,
         snap,
         server.conninfo().with_db(database),
-        RestoreOptions(clean=clean, schemas=schemas, tables=tables, jobs=jobs, no_owner=no_owner),
+        RestoreOptions(
+            clean=clean,
+            schemas=schemas,
+            tables=tables,
+            jobs=jobs,
+            no_owner=no_owner,
+            roles=roles,
+        ),
     )
     if result.mismatches:
+        shown = "; ".join(result.mismatches[:3])
+        more = len(result.mismatches) - 3
         raise RuntimeError(
-            "restored row counts differ from the backup: " + "; ".join(result.mismatches)
+            f"restored database differs from the backup: {len(result.mismatches)} "
+            f"difference(s): {shown}" + (f" (and {more} more)" if more > 0 else "")
         )
     figures = asdict(result)
     for key in ("snapshot_id", "duration_s", "mismatches", "warnings"):
@@ -66,8 +78,12 @@ def restore_postgres_target(
         component="postgres",
         snapshot_id=snap.backup_id,
         destination=result.database,
-        restored=f"{result.tables} tables, {result.rows} rows",
-        verified="row counts match the backup",
+        restored=f"{result.tables} tables, {result.rows} rows"
+        + (f", {result.large_objects} large objects" if result.large_objects else "")
+        + (f", roles created: {', '.join(result.roles_created)}" if result.roles_created else ""),
+        verified="row counts"
+        + (", large objects (size and MD5)" if result.large_objects else "")
+        + " match the backup",
         duration_s=result.duration_s,
         figures=figures,
         mismatches=[],

@@ -1,7 +1,7 @@
 """Restore drill: prove that the backups restore, every day.
 
 For every target block named, as parallel tasks: restore the latest snapshot of
-that target into a scratch place (a new database on its server, a throwaway
+that target into a scratch place (a new throwaway PostgreSQL cluster, a throwaway
 redis-server, a new Chroma directory, a scratch directory), verify it against the
 snapshot's manifest, remove the scratch place. Then publish the report
 (artifact ``restore-drill-report``) and push each target's drill status to the
@@ -60,7 +60,7 @@ def restore_drill(
     remove it, all in parallel; report, push each target's drill status, and fail
     when any drill failed. Targets are names of target blocks (as for the backups);
     ``scratch_dir``: where scratch directories are made (default: the system's
-    temporary directory; PostgreSQL drills use a scratch database instead)."""
+    temporary directory; a PostgreSQL drill's throwaway cluster goes there too)."""
     logger = get_run_logger()
     targets = targets_of(
         postgres_targets=postgres_targets,

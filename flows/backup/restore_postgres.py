@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from prefect import flow
 
@@ -25,6 +26,7 @@ def restore_postgres(
     tables: list[str] | None = None,
     jobs: int = 2,
     no_owner: bool = False,
+    roles: Literal["create", "skip", "fail"] = "create",
 ) -> RestoreSummary:
     """Restore ``snapshot`` (id, id prefix, or 'latest' [before a time] [of source_target])
     into ``database`` on the server of the ``target`` block, then check row counts."""
@@ -40,6 +42,7 @@ def restore_postgres(
         tables,
         jobs,
         no_owner,
+        roles,
     )
     publish_restore_report(result)
     return result

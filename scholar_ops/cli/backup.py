@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
         help="restore drills: restore the latest snapshot of targets into scratch places and verify",
         description=(
             "Restore the latest snapshot of each named target block into a scratch place (a new "
-            "database on its server, a throwaway redis-server, a new Chroma directory, a scratch "
+            "throwaway PostgreSQL cluster, a throwaway redis-server, a new Chroma directory, a scratch "
             "directory), verify it against the snapshot, remove it; all in parallel. One line per "
             "target; exit 1 when any drill failed. Without any target option: the PostgreSQL "
             f"target {DEFAULT_TARGET}."

@@ -70,6 +70,13 @@ def register(sub: Any) -> None:
     )
     pr.add_argument("--jobs", type=int, help="parallel restore jobs (default 2)")
     pr.add_argument("--no-owner", action="store_true", help="skip ownership and privileges")
+    pr.add_argument(
+        "--roles",
+        choices=["create", "skip", "fail"],
+        help="the backup's roles the server lacks: create them (default; never alters a role "
+        "that exists), skip (create none: owners and privileges are then left out), or fail "
+        "before anything is written",
+    )
     rr = r.add_argument_group("redis and chroma")
     rr.add_argument(
         "--existing",
@@ -115,6 +122,7 @@ _RESTORE_ONLY = {
     "tables": ("--table", ("postgres",)),
     "jobs": ("--jobs", ("postgres",)),
     "no_owner": ("--no-owner", ("postgres",)),
+    "roles": ("--roles", ("postgres",)),
     "existing": ("--existing", ("redis", "chroma")),
     "dbs": ("--db", ("redis",)),
     "collections": ("--collection", ("chroma",)),
@@ -257,6 +265,7 @@ def _run_restore(
             tables=args.tables,
             jobs=args.jobs if args.jobs is not None else 2,
             no_owner=args.no_owner,
+            roles=args.roles or "create",
             snapshot=snapshot,
             repository=repository,
             source_target=source_target,

@@ -5,16 +5,21 @@ target's latest) into a place made for the drill alone, compares what came back
 with the snapshot's manifest, removes the scratch place (also when the restore
 fails) and returns a ``DrillResult``:
 
-- postgres: a new scratch database ``scholar_ops_drill_<random>`` on the target's
-  server (the role needs CREATEDB), restored by ``restore_database`` with its row
-  count check, then dropped (``DROP DATABASE ... WITH (FORCE)``, autocommit);
+- postgres: by default a NEW throwaway cluster from the local server binaries (the
+  disaster case: the roles the backup needs are created there), or a scratch database
+  ``scholar_ops_drill_<random>`` on the target's server (the role needs CREATEDB);
+  restored by ``restore_database``, every table's row count and content (SHA-256 of
+  its COPY output against the stored stream) and the large objects checked, then the
+  cluster removed or the database dropped;
 - redis: a throwaway redis-server started from the snapshot's RDB
   (``restore_redis_fresh``), checked by ``verify_redis`` (key counts per database
   and type, sampled values, function libraries), then stopped;
 - chroma: a logical snapshot into a new embedded directory (``restore_chroma``:
-  record counts, configuration, metadata and nearest neighbours of the sample
-  records); a physical copy with ``restore_chroma_physical`` (SQLite quick_check,
-  record counts);
+  record counts, configuration, metadata, every record against the backup, the
+  digests recorded at backup time, and the rebuilt index's recall of the exact
+  nearest neighbours of sample records); a physical copy with
+  ``restore_chroma_physical`` (SQLite quick_check, record counts, digests, recall);
+  a failed verification is one line (the number of differences, the first three);
 - files: ``restore_files`` (every file's sha256 is checked as it is written), then
   every entry's kind and every file's size against the manifest, and the restored
   counts against the snapshot's.
@@ -41,15 +46,21 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
-from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.chroma.conninfo import ChromaSource, release_embedded
 from scholar_ops.sources.chroma.physical import PHYSICAL_FORMAT
-from scholar_ops.sources.chroma.restore import restore_chroma, restore_chroma_physical
+from scholar_ops.sources.chroma.restore import (
+    ChromaRestoreResult,
+    restore_chroma,
+    restore_chroma_physical,
+)
+from scholar_ops.sources.chroma.verify import DEFAULT_MIN_RECALL, DEFAULT_SAMPLES, NEIGHBOURS
 from scholar_ops.sources.files.restore import FilesRestoreResult, restore_files
+from scholar_ops.sources.postgres.cluster import find_pg_bin_dir
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
@@ -237,12 +248,17 @@ def drill_postgres(
     jobs: int = 2,
     timeout_s: float = 6 * 3600,
     pg_bin_dir: str | Path | None = None,
+    into: Literal["cluster", "database"] = "cluster",
+    scratch_dir: str | Path | None = None,
 ) -> DrillResult:
-    """Restore the snapshot into a new scratch database on ``conn``'s server, compare
-    every table's row count with the manifest, drop the database (always).
-
-    A role that is not a superuser restores without ownership and privileges (it
-    cannot give objects to other roles); the data is the same."""
+    """Restore the snapshot where a disaster would: by default into a NEW throwaway
+    cluster started from the local PostgreSQL binaries (the roles the backup needs are
+    created there; nothing on the target's server is touched), or with ``into="database"``
+    into a scratch database on ``conn``'s server. Checks every table's row count and
+    content (COPY output against the stored stream's SHA-256), the large objects, then
+    removes the cluster or drops the database (always)."""
+    if into == "cluster":
+        return _drill_postgres_cluster(repo, target, snap, jobs, timeout_s, scratch_dir)
     started = time.monotonic()
     snap, result = _start(repo, "postgres", target, snap)
     superuser, can_create = _role_privileges(conn)
@@ -256,7 +272,11 @@ def drill_postgres(
             snap,
             conn.with_db(scratch),
             RestoreOptions(
-                jobs=jobs, no_owner=not superuser, pg_bin_dir=pg_bin_dir, timeout_s=timeout_s
+                jobs=jobs,
+                no_owner=not superuser,
+                pg_bin_dir=pg_bin_dir,
+                timeout_s=timeout_s,
+                verify_content=True,
             ),
         )
     except psycopg.errors.InsufficientPrivilege as e:
@@ -265,14 +285,70 @@ def drill_postgres(
         problem = drop_database(conn, scratch)
         if problem:
             result.warnings.append(problem)
-    result.checked = [
-        f"{restored.tables} tables, {restored.rows} rows restored into a scratch database",
-        "row count of every table",
-    ]
-    result.mismatches = _capped(list(restored.mismatches))
-    result.warnings = [*restored.warnings, *result.warnings]
+    _postgres_outcome(result, restored, "a scratch database on the target's server")
     result.duration_s = round(time.monotonic() - started, 3)
     return result
+
+
+def _drill_postgres_cluster(
+    repo: Repository,
+    target: str,
+    snap: Snapshot | None,
+    jobs: int,
+    timeout_s: float,
+    scratch_dir: str | Path | None,
+) -> DrillResult:
+    from scholar_ops.sources.postgres.cluster import reachable_root, throwaway_cluster
+
+    started = time.monotonic()
+    snap, result = _start(repo, "postgres", target, snap)
+    try:
+        bin_dir = find_pg_bin_dir()
+    except RuntimeError as e:
+        raise ConfigError(
+            f"a PostgreSQL drill restores into a new throwaway cluster and needs the server "
+            f"binaries on this worker: {e}; or drill into a scratch database on the target's "
+            "server (into=database)"
+        ) from e
+    parent = Path(scratch_dir) if scratch_dir else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    root = reachable_root(parent / f"{DRILL_DIR_PREFIX}postgres-{secrets.token_hex(4)}")
+    log.info("drill of %s: snapshot %s into a new cluster in %s", target, snap.short_id, root)
+    try:
+        with throwaway_cluster(root) as server:
+            restored = restore_database(
+                repo,
+                snap,
+                PgConnInfo(
+                    host=server.host,
+                    port=server.port,
+                    dbname=str(snap.details.get("database") or "restored"),
+                    user=server.user,
+                ),
+                RestoreOptions(
+                    jobs=jobs, pg_bin_dir=bin_dir, timeout_s=timeout_s, verify_content=True
+                ),
+            )
+    finally:
+        problem = remove_tree(root) if root.exists() else None
+        if problem:
+            result.warnings.append(problem)
+    _postgres_outcome(result, restored, "a new cluster")
+    if restored.roles_created:
+        result.checked.append(f"roles created: {', '.join(restored.roles_created)}")
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _postgres_outcome(result: DrillResult, restored: Any, where: str) -> None:
+    result.checked = [
+        f"{restored.tables} tables, {restored.rows} rows restored into {where}",
+        "row count and content (SHA-256 of COPY) of every table",
+    ]
+    if restored.large_objects:
+        result.checked.append(f"{restored.large_objects} large objects (size and MD5)")
+    result.mismatches = _capped(list(restored.mismatches))
+    result.warnings = [*restored.warnings, *result.warnings]
 
 
 # -- redis -----------------------------------------------------------------------------------
@@ -313,22 +389,6 @@ def drill_redis(
 # -- chroma ----------------------------------------------------------------------------------
 
 
-def _release_chroma(path: Path) -> None:
-    """Stop the in-process Chroma system that ``restore_chroma`` opened on ``path`` (its
-    client is not closed there), so that a long-lived worker does not keep one per drill."""
-    try:
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        wanted = os.path.abspath(path)
-        systems = SharedSystemClient._identifier_to_system
-        for ident in [k for k in systems if os.path.abspath(k) == wanted]:
-            system = systems.pop(ident)
-            SharedSystemClient._identifier_to_refcount.pop(ident, None)
-            system.stop()
-    except Exception as e:  # private API of chromadb: best effort only
-        log.debug("could not release the Chroma client on %s: %s", path, e)
-
-
 def drill_chroma(
     repo: Repository,
     target: str,
@@ -336,40 +396,74 @@ def drill_chroma(
     snap: Snapshot | None = None,
     scratch_dir: str | Path | None = None,
     batch_size: int = 1000,
+    samples: int = DEFAULT_SAMPLES,
+    min_recall: float = DEFAULT_MIN_RECALL,
 ) -> DrillResult:
     """Restore the snapshot into a new embedded directory (a logical export) or write
-    the physical copy back as one, verify it, remove the directory."""
+    the physical copy back as one, verify it, remove the directory.
+
+    Verification judges the data (every record and the backup's digests) and the
+    rebuilt index by its recall of the exact nearest neighbours of ``samples`` records
+    (at least ``min_recall``), never by the approximate index's exact answers. A failed
+    verification is one mismatch line: the number of differences and the first three."""
     started = time.monotonic()
     snap, result = _start(repo, "chroma", target, snap)
     physical = snap.details.get("format") == PHYSICAL_FORMAT
     with scratch_directory(scratch_dir, "chroma", result.warnings) as root:
         dest = root / "chroma"
         if physical:
-            restored = restore_chroma_physical(repo, snap, dest, verify=True)
-            result.checked = [
+            restored = restore_chroma_physical(
+                repo, snap, dest, verify=True, samples=samples, min_recall=min_recall
+            )
+            what = (
                 f"physical copy: {len(restored.collections)} collections, "
-                f"{restored.records} records written back as an embedded directory",
-                "SQLite quick_check",
-                "record count of every collection",
-            ]
+                f"{restored.records} records written back as an embedded directory"
+            )
+            checks = ["SQLite quick_check", "record count of every collection"]
         else:
             try:
                 restored = restore_chroma(
-                    repo, snap, ChromaSource.embedded(dest), batch_size=batch_size, verify=True
+                    repo,
+                    snap,
+                    ChromaSource.embedded(dest),
+                    batch_size=batch_size,
+                    verify=True,
+                    samples=samples,
+                    min_recall=min_recall,
                 )
             finally:
-                _release_chroma(dest)
-            queries = sum(checked for _, checked in restored.samples.values())
-            result.checked = [
+                release_embedded(dest)
+            what = (
                 f"{len(restored.collections)} collections, {restored.records} records "
-                "restored into a new embedded store",
+                "restored into a new embedded store"
+            )
+            checks = [
                 "record counts, configuration and metadata of every collection",
-                f"{queries} nearest-neighbour queries of sample records",
+                "every record against the backup (ids, documents, metadata, uris, embeddings)",
             ]
-    result.mismatches = _capped(list(restored.mismatches))
+    result.checked = [what, *checks, *_chroma_data_checks(snap, restored)]
+    if not restored.ok:
+        result.mismatches = [restored.summary()]
     result.warnings = [*restored.warnings, *result.warnings]
     result.duration_s = round(time.monotonic() - started, 3)
     return result
+
+
+def _chroma_data_checks(snap: Snapshot, restored: ChromaRestoreResult) -> list[str]:
+    cols = snap.details.get("collections") or []
+    with_digests = sum(1 for c in cols if c.get("digests"))
+    out = []
+    if with_digests:
+        out.append(f"digests of {with_digests} collections against those recorded at backup time")
+    queries = sum(r["queries"] for r in restored.recall.values())
+    if queries:
+        worst = min(restored.recall.values(), key=lambda r: r["mean"] - r["required"])
+        out.append(
+            f"{queries} nearest-neighbour queries of sample records against exact neighbours: "
+            f"lowest mean recall@{NEIGHBOURS} {worst['mean']:.0%} "
+            f"({worst['required']:.0%} required)"
+        )
+    return out
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -108,6 +108,10 @@ class ConfigError(VaultError):
     pass
 
 
+class TargetUnsuitable(ConfigError):
+    """The place to restore into lacks what the backup needs (extensions, roles)."""
+
+
 class FormatTooOld(ConfigError):
     """The repository was written in an older format that this version only migrates."""
 

@@ -106,3 +106,46 @@ def test_metrics_export_and_forget(prefect_harness, pushgateway, monkeypatch, ca
     monkeypatch.delenv("SCHOLAR_OPS_PUSHGATEWAY_URL")
     assert main(["metrics", "forget", "--component", "redis", "--target", target]) == 2
     assert "nothing to forget" in capsys.readouterr().err
+
+
+def test_restore_into_a_new_server_creates_the_roles_or_fails_naming_them(
+    cli_env, pg_server, tmp_path, capsys
+):
+    """`restore --roles` through the command line, into a new, empty cluster."""
+    from psycopg import sql
+
+    from scholar_ops.sources.postgres.cluster import throwaway_cluster
+
+    t, db = cli_env["target"], cli_env["db"]
+    owner = f"cli_owner_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(owner)))
+        c.execute(sql.SQL("ALTER TABLE papers OWNER TO {}").format(sql.Identifier(owner)))
+    try:
+        assert main(["backup", "--full", "--target", t]) == 0
+        with throwaway_cluster() as new:
+            new_target = f"new-{uuid.uuid4().hex[:6]}"
+            assert main([
+                "setup", "--repo-path", str(tmp_path / "repo"), "--target", new_target,
+                "--master-key-secret", f"key-{t.removeprefix('pg-')}",
+                "--pg-host", new.host, "--pg-port", str(new.port), "--pg-database", db,
+                "--pg-user", new.user,
+            ]) == 0  # fmt: skip
+            capsys.readouterr()
+            restore = ["restore", "latest", "--from-target", t, "--target", new_target, "--to", db]
+            assert main([*restore, "--roles", "fail"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and owner in err[0] and "--roles create" in err[0]
+            assert main(restore) == 0  # --roles create is the default
+            assert f"roles created: {owner}" in capsys.readouterr().out
+            with psycopg.connect(new.dsn(db)) as c:
+                row = c.execute(
+                    "SELECT tableowner, (SELECT count(*) FROM papers) FROM pg_tables "
+                    "WHERE tablename = 'papers'"
+                ).fetchone()
+            assert row == (owner, 500)
+    finally:
+        with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
+            c.execute("ALTER TABLE papers OWNER TO CURRENT_USER")
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))

@@ -9,6 +9,8 @@ so that a day of scattered updates touches few chunks.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from scholar_ops.sources.postgres import largeobjects, roles
 from scholar_ops.sources.postgres.catalog import (
     TableInfo,
     database_info,
@@ -41,6 +44,14 @@ SCHEMA_ENTRY = "schema.pgdump"
 TABLE_PREFIX = "tables/"
 POSTGRES_CHUNKER = ChunkerParams(avg_size=128 << 10, min_size=32 << 10, max_size=512 << 10)
 _COUNT_SLICE = 256 << 10
+_SESSION_SETTINGS = (
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "extra_float_digits",
+    "bytea_output",
+    "lc_monetary",
+)
 
 
 class _RowCounter:
@@ -90,16 +101,31 @@ def dump_database(
         assert row is not None
         snapshot_id = str(row[0])
         info = database_info(conn)
+        # The settings that shape COPY's text (a drill compares the restored tables' COPY
+        # output with the stored streams under the same settings).
+        session = dict(
+            zip(
+                _SESSION_SETTINGS,
+                conn.execute(
+                    "SELECT " + ", ".join(f"current_setting('{s}')" for s in _SESSION_SETTINGS)
+                ).fetchone()
+                or (),
+                strict=False,
+            )
+        )
         tables = list_tables(conn)
         sequences = list_sequences(conn)
         matviews = list_matviews(conn)
         indexes = list_indexes(conn)
-        if info["large_objects"]:
+        cluster = roles.collect(conn)
+        lost = roles.passwordless_logins(cluster)
+        if lost:
             log.warning(
-                "%s has %d large objects; they are not included in this backup",
-                conninfo.describe(),
-                info["large_objects"],
+                "the backup role cannot read password hashes (pg_authid): after a restore into "
+                "a new server, set the passwords of %s again",
+                ", ".join(lost),
             )
+        writer.add_stream(roles.ROLES_ENTRY, io.BytesIO(json.dumps(cluster.to_json()).encode()))
         env = conninfo.env()
         with run_tool(
             [
@@ -120,8 +146,15 @@ def dump_database(
             table_details.append(
                 _dump_table(writer, psql, env, snapshot_id, table, opts, deadline, conninfo)
             )
+        los = largeobjects.list_large_objects(conn) if info["large_objects"] else []
+        if los:
+            writer.add_stream(largeobjects.DATA_ENTRY, largeobjects.LargeObjectStream(conn, los))
+            writer.add_stream(largeobjects.META_ENTRY, io.BytesIO(largeobjects.meta_bytes(los)))
     return {
         **info,
+        "cluster": cluster.summary(),
+        "session": session,
+        "passwordless_logins": lost,
         "tables": table_details,
         "sequences": sequences,
         "matviews": matviews,
@@ -147,6 +180,9 @@ def _dump_table(
         psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-1",
         "-c", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
         "-c", f"SET TRANSACTION SNAPSHOT '{snapshot_id}'",
+        # As pg_dump: a row-level security policy that would hide rows is an error, never
+        # a silently partial table.
+        "-c", "SET row_security = off",
         "-c", copy,
     ]  # fmt: skip
     with run_tool(

@@ -15,6 +15,8 @@ empty only where pg_restore's filters include them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -22,18 +24,25 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from scholar_ops.sources.postgres import largeobjects, roles
 from scholar_ops.sources.postgres.catalog import TableInfo, user_relation_count
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.postgres.dump import SCHEMA_ENTRY
 from scholar_ops.sources.postgres.tools import find_tool, run_checked, run_tool
-from scholar_ops.vault.errors import IntegrityError, SourceError, TargetNotEmpty, VaultError
+from scholar_ops.vault.errors import (
+    IntegrityError,
+    SourceError,
+    TargetNotEmpty,
+    TargetUnsuitable,
+    VaultError,
+)
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer, pick_entry
 from scholar_ops.vault.snapshot import Snapshot
@@ -47,10 +56,19 @@ class RestoreOptions:
     schemas: list[str] | None = None
     tables: list[str] | None = None  # "schema.table" (or "table" for any schema)
     jobs: int = 2
-    no_owner: bool = False  # for a cluster without the source's roles
+    no_owner: bool = False  # leave ownership and privileges out altogether
+    # the backup's roles the target cluster lacks: create them (never altering one that
+    # exists), skip (create none; ownership and privileges are then left out), or fail
+    roles: roles.RolesMode = "create"
+    # (schema, table, policy) of row-level security policies left out (they name roles
+    # the target lacks, with roles skip)
+    leave_out_policies: list[tuple[str, str, str]] = field(default_factory=list)
     pg_bin_dir: str | Path | None = None
     timeout_s: float = 6 * 3600
     verify: bool = True
+    # also compare every table's content, as COPY writes it, with the stored stream's
+    # SHA-256 (exact; costs a read of the restored database: drills turn it on)
+    verify_content: bool = False
 
 
 @dataclass
@@ -64,6 +82,8 @@ class RestoreResult:
     row_counts: dict[str, list[int]] = field(default_factory=dict)  # table -> [expected, restored]
     mismatches: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    roles_created: list[str] = field(default_factory=list)
+    large_objects: int = 0
 
 
 def restore_database(
@@ -82,8 +102,19 @@ def restore_database(
     result = RestoreResult(database=target.dbname, snapshot_id=snap.backup_id)
     tables = _selected_tables(snap, opts)
     pg_restore = find_tool("pg_restore", opts.pg_bin_dir)
-    into = _prepare_database(target, snap.details, opts)
+    if opts.roles not in roles.ROLES_MODES:
+        raise VaultError(f"roles must be one of {', '.join(roles.ROLES_MODES)}, not {opts.roles!r}")
+    cluster = _cluster_objects(repo, snap)
+    opts = _settle_roles(target, cluster, opts, result)
+    into, created = _prepare_database(target, snap.details, opts)
     try:
+        if created and cluster is not None:
+            with psycopg.connect(
+                **target.with_db("postgres").connect_kwargs(), autocommit=True
+            ) as conn:
+                result.warnings += roles.apply_database_objects(
+                    conn, into.dbname, cluster, set(result.roles_created), not opts.no_owner
+                )
         _restore_into(repo, snap, into, opts, tables, pg_restore, deadline, result)
         if into.dbname != target.dbname:
             if result.mismatches:
@@ -93,13 +124,86 @@ def restore_database(
                 )
                 _drop_database(into)
             else:
-                _swap_in(target, into, result)
+                _swap_in(target, into, result, keep_database_objects=cluster is not None)
     except BaseException:
         if into.dbname != target.dbname:
             _drop_database(into)  # the existing database is untouched
         raise
     result.duration_s = round(time.monotonic() - started, 3)
     return result
+
+
+def _cluster_objects(repo: Repository, snap: Snapshot) -> roles.ClusterObjects | None:
+    """The roles, database settings and extensions the backup recorded (None: older backups)."""
+    if not any(e.name == roles.ROLES_ENTRY for e in snap.entries):
+        return None
+    buf = bytearray()
+    for data in Restorer(repo).iter_entry(snap, pick_entry(snap, roles.ROLES_ENTRY)):
+        buf += data
+    return roles.ClusterObjects.from_json(json.loads(bytes(buf)))
+
+
+def _settle_roles(
+    target: PgConnInfo,
+    cluster: roles.ClusterObjects | None,
+    opts: RestoreOptions,
+    result: RestoreResult,
+) -> RestoreOptions:
+    """Before anything is written: the extensions the target server lacks (one error),
+    then the roles per ``opts.roles``. Returns the options to restore with."""
+    if cluster is None:
+        return opts
+    admin = target.with_db("postgres")
+    try:
+        conn = psycopg.connect(**admin.connect_kwargs(), autocommit=True)
+    except psycopg.OperationalError as e:
+        raise SourceError(
+            f"cannot connect to {admin.describe()}: {str(e).strip()}", transient=True
+        ) from e
+    with conn:
+        lacking = roles.missing_extensions(conn, cluster)
+        if lacking:
+            raise TargetUnsuitable(
+                f"{target.host}:{target.port} cannot create extension(s) "
+                f"{', '.join(lacking)} that the backup uses: install them on that server "
+                "(e.g. its postgresql-contrib or the extension's package), then restore again"
+            )
+        if opts.no_owner:
+            return opts
+        missing = sorted(r.name for r in cluster.roles if r.name not in roles.existing_roles(conn))
+        if not missing:
+            return opts
+        if opts.roles == "fail":
+            raise TargetUnsuitable(
+                f"{target.host}:{target.port} lacks role(s) {', '.join(missing)} that own or hold "
+                "privileges on the backup's objects: create them, or pass --roles create "
+                "(or --roles skip to restore without owners and privileges)"
+            )
+        if opts.roles == "skip":
+            result.warnings.append(
+                f"role(s) {', '.join(missing)} do not exist on {target.host}:{target.port} "
+                "(--roles skip): the database was restored without owners and privileges"
+            )
+            left_out = cluster.policies_naming(set(missing))
+            if left_out:
+                result.warnings.append(
+                    "row-level security policies naming them were left out: "
+                    + ", ".join(f"{p['schema']}.{p['table']}.{p['name']}" for p in left_out)
+                )
+            return replace(
+                opts,
+                no_owner=True,
+                leave_out_policies=[(p["schema"], p["table"], p["name"]) for p in left_out],
+            )
+        try:
+            outcome = roles.ensure_roles(conn, cluster, "create")
+        except PermissionError as e:
+            raise TargetUnsuitable(str(e)) from e
+        result.roles_created = outcome.created
+        result.warnings += outcome.warnings
+        if outcome.created:
+            log.info("created role(s) %s on %s", ", ".join(outcome.created), admin.describe())
+    return opts
 
 
 def _restore_into(
@@ -160,9 +264,42 @@ def _restore_into(
                 result.bytes += nbytes
                 result.row_counts[f"{t['schema']}.{t['name']}"] = [int(t["rows"]), rows]
         result.tables = len(tables)
+        if not (opts.schemas or opts.tables):
+            _restore_large_objects(restorer, snap, target, opts, result)
         # Foreign keys, triggers, partitioned indexes...: once every table is loaded.
         pg_restore_list("post-data", plan.rest, "post-data", jobs=max(1, opts.jobs))
-    _finish(target, snap.details, opts, tables, result)
+    _finish(
+        target,
+        snap.details,
+        opts,
+        tables,
+        result,
+        {e.name: e.sha256 for e in snap.entries if e.sha256},
+    )
+
+
+def _restore_large_objects(
+    restorer: Restorer,
+    snap: Snapshot,
+    target: PgConnInfo,
+    opts: RestoreOptions,
+    result: RestoreResult,
+) -> None:
+    names = {e.name for e in snap.entries}
+    if largeobjects.META_ENTRY not in names:
+        return
+    meta = largeobjects.parse_meta(
+        b"".join(restorer.iter_entry(snap, pick_entry(snap, largeobjects.META_ENTRY)))
+    )
+    data = restorer.iter_entry(snap, pick_entry(snap, largeobjects.DATA_ENTRY))
+    with psycopg.connect(**target.connect_kwargs()) as conn:
+        count, warnings = largeobjects.restore_large_objects(
+            conn, data, meta, with_owner=not opts.no_owner
+        )
+        result.large_objects = count
+        result.warnings += warnings
+        if opts.verify:
+            result.mismatches += largeobjects.verify_large_objects(conn, meta)
 
 
 def _selected_tables(snap: Snapshot, opts: RestoreOptions) -> list[dict[str, Any]]:
@@ -188,7 +325,7 @@ def _selected_tables(snap: Snapshot, opts: RestoreOptions) -> list[dict[str, Any
 
 def _prepare_database(
     target: PgConnInfo, details: dict[str, Any], opts: RestoreOptions
-) -> PgConnInfo:
+) -> tuple[PgConnInfo, bool]:
     """The database to restore into: the target (created when missing, or empty), or, to
     replace one that holds objects (``clean``), a new scratch database swapped in only
     once the restore succeeded and verified; a non-empty one without ``clean`` is refused."""
@@ -200,11 +337,11 @@ def _prepare_database(
             ).fetchone()
             if not exists:
                 _create_database(conn, target.dbname, details)
-                return target
+                return target, True
             with psycopg.connect(**target.connect_kwargs()) as tconn:
                 n = user_relation_count(tconn)
             if not n:
-                return target
+                return target, False
             if not opts.clean:
                 raise TargetNotEmpty(
                     f"database {target.dbname!r} on {target.host}:{target.port} already holds {n} relations; "
@@ -213,7 +350,7 @@ def _prepare_database(
                 )
             scratch = _scratch_name(target.dbname)
             _create_database(conn, scratch, details)
-            return target.with_db(scratch)
+            return target.with_db(scratch), True
     except psycopg.OperationalError as e:
         raise SourceError(
             f"cannot connect to {admin.describe()}: {str(e).strip()}", transient=True
@@ -236,7 +373,13 @@ def _drop_database(db: PgConnInfo) -> None:
         log.warning("could not drop the scratch database %s: %s", db.dbname, e)
 
 
-def _swap_in(target: PgConnInfo, restored: PgConnInfo, result: RestoreResult) -> None:
+def _swap_in(
+    target: PgConnInfo,
+    restored: PgConnInfo,
+    result: RestoreResult,
+    *,
+    keep_database_objects: bool = False,
+) -> None:
     """Replace ``target`` by the verified ``restored`` database: rename the old one away,
     the new one into its name, give it the old owner, then drop the old one."""
     old_name = _scratch_name(target.dbname).replace("__restoring_", "__replaced_")
@@ -279,7 +422,7 @@ def _swap_in(target: PgConnInfo, restored: PgConnInfo, result: RestoreResult) ->
                 )
             )
             raise
-        if owner is not None:
+        if owner is not None and not keep_database_objects:
             try:
                 conn.execute(
                     sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
@@ -288,7 +431,7 @@ def _swap_in(target: PgConnInfo, restored: PgConnInfo, result: RestoreResult) ->
                 )
             except psycopg.Error as e:
                 result.warnings.append(f"the database's owner {owner!r} could not be kept: {e}")
-        if has_acl or has_settings:
+        if (has_acl or has_settings) and not keep_database_objects:
             result.warnings.append(
                 f"database {target.dbname!r} had database-level "
                 + " and ".join(
@@ -347,6 +490,11 @@ def _plan(
     }
     needed = _needed_sequences(snap.details.get("sequences", []), table_keys)
     selected = _subset(entries, opts, tables, index_table, needed) if subset else entries
+    if opts.leave_out_policies:
+        drop = tuple(f"POLICY {sc} {tb} {name} " for sc, tb, name in opts.leave_out_policies)
+        kept = [line for line in selected if not _TOC_LINE.sub("", line).startswith(drop)]
+        subset = subset or len(kept) != len(selected)
+        selected = kept
     per_table: dict[tuple[str, str], list[str]] = {}
     rest: list[str] = []
     for line in selected:
@@ -496,12 +644,40 @@ def _load_table(
     return rows, nbytes
 
 
+def _content_mismatches(
+    conn: psycopg.Connection[Any],
+    details: dict[str, Any],
+    tables: list[dict[str, Any]],
+    entries: dict[str, str],
+) -> list[str]:
+    """Tables whose COPY output (in the backup's key order, under the backup session's
+    settings) differs from the stored stream, compared by SHA-256."""
+    for name, value in (details.get("session") or {}).items():
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    out: list[str] = []
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for t in tables:
+            want = entries.get(t["entry"])
+            if not want:
+                continue
+            info = TableInfo(t["schema"], t["name"], t["columns"], t["key"])
+            sha = hashlib.sha256()
+            with conn.cursor().copy(info.copy_out()) as copy:
+                for data in copy:
+                    sha.update(data)
+            if sha.hexdigest() != want:
+                out.append(f"table {info.qualified}: content differs from the backup")
+    return out
+
+
 def _finish(
     target: PgConnInfo,
     details: dict[str, Any],
     opts: RestoreOptions,
     tables: list[dict[str, Any]],
     result: RestoreResult,
+    snap_entries: dict[str, str] | None = None,
 ) -> None:
     schemas = {t["schema"] for t in tables} if (opts.schemas or opts.tables) else None
     with psycopg.connect(**target.connect_kwargs(), autocommit=True) as conn:
@@ -531,6 +707,8 @@ def _finish(
                 )
         if not opts.verify:
             return
+        if opts.verify_content and snap_entries is not None:
+            result.mismatches += _content_mismatches(conn, details, tables, snap_entries)
         for t in tables:
             ident = sql.SQL(".").join([sql.Identifier(t["schema"]), sql.Identifier(t["name"])])
             row = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(ident)).fetchone()

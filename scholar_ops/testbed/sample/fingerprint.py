@@ -174,14 +174,16 @@ def _split_password(dsn: str) -> tuple[str, dict[str, str]]:
     return make_conninfo("", **params), env
 
 
-def schema_dump(dsn: str, pg_dump: str = "pg_dump", *, timeout: float = 300.0) -> str:
-    """The normalized schema-only dump of the database at ``dsn``."""
+def schema_dump(
+    dsn: str, pg_dump: str = "pg_dump", *, timeout: float = 300.0, owners: bool = False
+) -> str:
+    """The normalized schema-only dump of the database at ``dsn`` (with ``owners``:
+    ownership and privileges included, to compare a restore into a new cluster)."""
     conninfo, env = _split_password(dsn)
     cmd = [
         pg_dump,
         "--schema-only",
-        "--no-owner",
-        "--no-privileges",
+        *([] if owners else ["--no-owner", "--no-privileges"]),
         "--no-password",
         f"--dbname={conninfo}",
     ]
@@ -269,15 +271,17 @@ def database_fingerprint(
     pg_dump: str = "pg_dump",
     *,
     timeout: float = 300.0,
+    owners: bool = False,
 ) -> DatabaseFingerprint:
     """The fingerprint of the database at ``dsn`` (a libpq URL or conninfo string).
 
     ``pg_dump`` is the pg_dump binary to use (best: the server's own version);
     ``timeout`` bounds the dump (seconds) and each checksum query (statement_timeout).
+    With ``owners`` the schema part includes ownership and privileges.
     Read-only: everything runs in one REPEATABLE READ read-only transaction, so the
     content checksums are of one snapshot.
     """
-    schema = schema_dump(dsn, pg_dump, timeout=timeout)
+    schema = schema_dump(dsn, pg_dump, timeout=timeout, owners=owners)
     with psycopg.connect(dsn, autocommit=True, connect_timeout=30) as conn:
         for name, value in _SETTINGS.items():
             conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))

@@ -5,6 +5,7 @@ its manifest are drill failures."""
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from pathlib import Path
@@ -60,7 +61,60 @@ def _scratch_databases(conn: PgConnInfo) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_postgres_drill_restores_into_a_scratch_database_and_drops_it(repo, pg_server):
+def test_postgres_drill_restores_into_a_new_cluster_and_checks_content(
+    repo, pg_server, scratch, caplog
+):
+    """The default drill: the disaster case, into a new throwaway cluster (roles made
+    there), every table's content compared exactly; the target's server is not touched."""
+    db = f"drill_{uuid.uuid4().hex[:8]}"
+    pg_server.create_database(db)
+    conn = PgConnInfo(host=pg_server.host, port=pg_server.port, dbname=db, user=pg_server.user)
+    owner = f"drill_owner_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
+            c.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(owner)))
+            # COPY's text of timestamptz depends on the session's time zone: the drill
+            # compares under the backup's settings, whatever the new cluster's default.
+            c.execute(
+                sql.SQL("ALTER DATABASE {} SET TimeZone = 'Asia/Kolkata'").format(
+                    sql.Identifier(db)
+                )
+            )
+        with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
+            c.execute("CREATE TABLE papers (id int PRIMARY KEY, title text, at timestamptz)")
+            c.execute(
+                "INSERT INTO papers SELECT g, 'paper ' || g, now() - g * interval '1 hour' "
+                "FROM generate_series(1, 300) g"
+            )
+            c.execute("CREATE TABLE no_key (x float8)")
+            c.execute("INSERT INTO no_key SELECT random() FROM generate_series(1, 50)")
+            c.execute(sql.SQL("ALTER TABLE papers OWNER TO {}").format(sql.Identifier(owner)))
+            c.execute("SELECT lo_from_bytea(0, 'drill me')")
+        snap = backup_database(repo, conn, target="papers-db")
+
+        result = drill_postgres(repo, conn, "papers-db", scratch_dir=scratch)
+        assert result.ok, result.mismatches
+        assert result.checked[0] == "2 tables, 350 rows restored into a new cluster"
+        assert "content (SHA-256 of COPY)" in result.checked[1]
+        assert "1 large objects (size and MD5)" in result.checked
+        assert f"roles created: {owner}" in result.checked
+        assert _scratch_databases(conn) == []  # nothing on the target's server
+        assert list(scratch.iterdir()) == []  # the cluster's directory is gone
+
+        # The comparison is of the text itself: read back under another time zone than
+        # the backup's, the timestamps differ, and the drill names the table.
+        bad = copy.deepcopy(snap)
+        bad.details["session"]["TimeZone"] = "UTC"
+        result = drill_postgres(repo, conn, "papers-db", snap=bad, scratch_dir=scratch)
+        assert not result.ok
+        assert result.mismatches == ["table public.papers: content differs from the backup"]
+    finally:
+        pg_server.drop_database(db)
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
+
+
+def test_postgres_drill_into_a_scratch_database_and_drops_it(repo, pg_server):
     db = f"drill_{uuid.uuid4().hex[:8]}"
     pg_server.create_database(db)
     conn = PgConnInfo(host=pg_server.host, port=pg_server.port, dbname=db, user=pg_server.user)
@@ -73,7 +127,7 @@ def test_postgres_drill_restores_into_a_scratch_database_and_drops_it(repo, pg_s
             c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         backup_database(repo, conn, target="papers-db")
 
-        result = drill_postgres(repo, conn, "papers-db")
+        result = drill_postgres(repo, conn, "papers-db", into="database")
         assert result.ok, result.mismatches
         assert result.component == "postgres" and result.target == "papers-db"
         assert result.checked[0].startswith("2 tables, 300 rows")
@@ -84,15 +138,15 @@ def test_postgres_drill_restores_into_a_scratch_database_and_drops_it(repo, pg_s
         # A role that cannot create databases: a clear failure, nothing created.
         as_role = PgConnInfo(**{**conn.__dict__, "user": role})
         with pytest.raises(ConfigError, match=f"role '{role}'.*cannot create databases"):
-            drill_postgres(repo, as_role, "papers-db")
+            drill_postgres(repo, as_role, "papers-db", into="database")
         assert _scratch_databases(conn) == []
         # With CREATEDB (not a superuser): restored without the source's ownership.
         with psycopg.connect(pg_server.dsn(db), autocommit=True) as c:
             c.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(role)))
-        assert drill_postgres(repo, as_role, "papers-db").ok
+        assert drill_postgres(repo, as_role, "papers-db", into="database").ok
         assert _scratch_databases(conn) == []
         with pytest.raises(SnapshotNotFound):
-            drill_postgres(repo, conn, "no-such-target")
+            drill_postgres(repo, conn, "no-such-target", into="database")
     finally:
         pg_server.drop_database(db)
         with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
@@ -123,18 +177,33 @@ def test_chroma_drills_logical_and_physical(repo, tmp_path, scratch):
         ChromaSource.embedded(store).client(), {"chunks": 60}, metadata={"hnsw:space": "cosine"}
     )
     source = ChromaSource.embedded(store)
-    backup_chroma(repo, source, target="vectors")
+    snap = backup_chroma(repo, source, target="vectors")
     backup_chroma(repo, source, target="vectors-physical", physical=True)
 
     logical = drill_chroma(repo, "vectors", scratch_dir=scratch)
     assert logical.ok, logical.mismatches
     assert logical.checked[0] == "1 collections, 60 records restored into a new embedded store"
-    assert "nearest-neighbour queries" in logical.checked[2]
-    assert not logical.checked[2].startswith("0 ")
+    assert "every record against the backup" in logical.checked[2]
+    assert logical.checked[3] == "digests of 1 collections against those recorded at backup time"
+    assert logical.checked[4].startswith("50 nearest-neighbour queries of sample records")
+    assert logical.checked[4].endswith("lowest mean recall@10 100% (90% required)")
 
     physical = drill_chroma(repo, "vectors-physical", scratch_dir=scratch)
     assert physical.ok, physical.mismatches
     assert physical.checked[0].startswith("physical copy: 1 collections, 60 records")
+    assert physical.checked[3].startswith("digests of 1 collections")
+    assert list(scratch.iterdir()) == []
+
+    # A restore that does not match the backup's digests: the drill fails with one line.
+    bad = copy.deepcopy(snap)
+    bad.details["collections"][0]["digests"]["metadatas"] = "00" * 32
+    failed = drill_chroma(repo, "vectors", snap=bad, scratch_dir=scratch)
+    assert not failed.ok and len(failed.mismatches) == 1
+    assert failed.mismatches[0] == (
+        f"restored Chroma data of snapshot {snap.short_id}: 1 difference: collection chunks: "
+        "the metadatas of the backup stream differ from what was read from the source at "
+        "backup time"
+    )
     assert list(scratch.iterdir()) == []
 
 
