@@ -174,7 +174,12 @@ def reachable_root(preferred: Path) -> Path:
 
 
 def _start_server(
-    root: Path, bin_dir: Path, prefix: list[str], uid: int | None, gid: int | None
+    root: Path,
+    bin_dir: Path,
+    prefix: list[str],
+    uid: int | None,
+    gid: int | None,
+    settings: dict[str, str] | None = None,
 ) -> PgServer:
     datadir = root / "data"
     sockdir = root / "sock"
@@ -198,6 +203,8 @@ def _start_server(
         ],
         cwd=root,
     )
+    if settings:
+        _write_settings(datadir, settings)
     last_error: Exception | None = None
     for _attempt in range(3):  # a free port can be taken before the server binds it
         port = free_port()
@@ -239,6 +246,14 @@ def _start_server(
     raise RuntimeError(f"could not start PostgreSQL: {last_error}")
 
 
+def _write_settings(datadir: Path, settings: dict[str, str]) -> None:
+    """Append ``settings`` to postgresql.conf (single-quoted values; quotes doubled)."""
+    lines = [f"{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in settings.items()]
+    conf = datadir / "postgresql.conf"
+    with conf.open("a", encoding="utf-8") as f:
+        f.write("\n# scholar-ops throwaway_cluster(settings=...)\n" + "\n".join(lines) + "\n")
+
+
 def _stop_server(datadir: Path, bin_dir: Path, prefix: list[str], cwd: Path) -> None:
     if not (datadir / "postmaster.pid").exists():
         return
@@ -267,10 +282,17 @@ def _stop_server(datadir: Path, bin_dir: Path, prefix: list[str], cwd: Path) -> 
 
 
 @contextmanager
-def throwaway_cluster(root: Path | None = None, *, keep_data: bool = False) -> Iterator[PgServer]:
+def throwaway_cluster(
+    root: Path | None = None,
+    *,
+    keep_data: bool = False,
+    settings: dict[str, str] | None = None,
+) -> Iterator[PgServer]:
     """A running cluster in ``root`` (a fresh temporary directory by default); stopped on exit.
 
-    With ``keep_data`` the data directory stays for a later `pg_ctl start`.
+    With ``keep_data`` the data directory stays for a later `pg_ctl start`. ``settings``
+    go into postgresql.conf before the first start (e.g. ``wal_level``, ``archive_mode``,
+    ``archive_command``).
     """
     bin_dir = find_pg_bin_dir()
     prefix, uid, gid = _run_as_owner()
@@ -281,7 +303,7 @@ def throwaway_cluster(root: Path | None = None, *, keep_data: bool = False) -> I
         if uid is not None and gid is not None:
             os.chown(root, uid, gid)
         os.chmod(root, 0o755)  # the caller (root or the same user) reads the logs
-        server = _start_server(root, bin_dir, prefix, uid, gid)
+        server = _start_server(root, bin_dir, prefix, uid, gid, settings)
         try:
             yield server
         finally:
@@ -289,3 +311,17 @@ def throwaway_cluster(root: Path | None = None, *, keep_data: bool = False) -> I
     finally:
         if made or not keep_data:
             shutil.rmtree(root, ignore_errors=True)
+
+
+# -- for restores into a new data directory (sources/postgres/pitr.py) ----------------------
+
+
+def server_os_user() -> tuple[list[str], int | None, int | None]:
+    """(command prefix, uid, gid) that PostgreSQL's server programs run with: ``runuser -u
+    postgres --`` and that user's ids when we are root, else nothing (ourselves)."""
+    return _run_as_owner()
+
+
+def check_reachable(path: Path, uid: int, gid: int) -> None:
+    """A one-line RuntimeError when the user ``uid`` cannot enter ``path`` and its parents."""
+    _check_reachable(path, uid, gid)
