@@ -11,7 +11,7 @@ def register_blocks() -> list[str]:
     """Register scholar-ops' block types (and the ones they nest) with the Prefect API.
 
     Idempotent; used by ``scholar-ops setup``. Registers the target blocks
-    (``PostgresTarget``, ``RedisTarget``, ``ChromaTarget``, ``FilesTarget``),
+    (``PostgresTarget``, ``PostgresClusterTarget``, ``RedisTarget``, ``ChromaTarget``, ``FilesTarget``),
     ``FunctionalTestPlan``, ``BackupRepository`` (which also registers prefect-aws' ``S3Bucket``,
     ``AwsCredentials`` and ``MinIOCredentials``), ``MonitoringSettings`` and Prefect's
     ``Secret``.
@@ -24,7 +24,7 @@ def register_blocks() -> list[str]:
     from blocks.chroma import ChromaTarget
     from blocks.files import FilesTarget
     from blocks.monitoring import MonitoringSettings
-    from blocks.postgres import PostgresTarget
+    from blocks.postgres import PostgresClusterTarget, PostgresTarget
     from blocks.redis import RedisTarget
     from blocks.repository import BackupRepository
     from blocks.testing import FunctionalTestPlan
@@ -32,6 +32,7 @@ def register_blocks() -> list[str]:
     block_types: list[type[Block]] = [
         Secret,
         PostgresTarget,
+        PostgresClusterTarget,
         RedisTarget,
         ChromaTarget,
         FilesTarget,

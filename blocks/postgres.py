@@ -21,7 +21,8 @@ from blocks.base import (
     check_one_secret_source,
     empty_secret_to_none,
 )
-from scholar_ops.sources.drill import DrillResult, drill_postgres
+from scholar_ops.sources.drill import DrillResult, drill_postgres, drill_postgres_base
+from scholar_ops.sources.postgres.basebackup import backup_base
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.postgres.dump import backup_database
 from scholar_ops.vault.repository import Repository
@@ -133,4 +134,35 @@ class PostgresTarget(TargetBlock):
             snap=snap,
             timeout_s=DRILL_TIMEOUT_S,
             scratch_dir=scratch_dir,
+        )
+
+
+class PostgresClusterTarget(PostgresTarget):
+    """A whole PostgreSQL cluster for point-in-time recovery: physical base backups
+    (``pg_basebackup`` streamed into the store) beside the WAL that its archive_command
+    (``scholar-ops-wal push %p``) puts into the same repository. The role needs
+    REPLICATION (and a ``replication`` line in pg_hba.conf); ``database`` is only where the
+    figures are read from."""
+
+    component: ClassVar[str] = "postgres-base"
+    _block_type_name = "scholar-ops PostgreSQL cluster"
+    _description = (
+        "A PostgreSQL cluster that scholar-ops takes physical base backups of, for "
+        "point-in-time recovery with the WAL archived by scholar-ops-wal."
+    )
+
+    def default_name(self) -> str:
+        return f"{self.host}-{self.port}"
+
+    def describe(self) -> str:
+        return f"cluster {self.user}@{self.host}:{self.port}"
+
+    def backup(self, repo: Repository, request: BackupRequest) -> Snapshot:
+        return backup_base(repo, self.conninfo(), **request.engine_args(self.target_name))
+
+    def drill(self, repo: Repository, snap: Snapshot, scratch_dir: str | None) -> DrillResult:
+        """The base backup restored into a new data directory under ``scratch_dir`` and
+        recovered to the end of the WAL archive, started, verified, removed."""
+        return drill_postgres_base(
+            repo, self.target_name, snap=snap, scratch_dir=scratch_dir, timeout_s=DRILL_TIMEOUT_S
         )

@@ -45,6 +45,12 @@ COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
         Component("postgres", "PostgreSQL", "blocks.postgres:PostgresTarget", "postgres_targets"),
+        Component(
+            "postgres-base",
+            "PostgreSQL cluster (base backup)",
+            "blocks.postgres:PostgresClusterTarget",
+            "postgres_base_targets",
+        ),
         Component("redis", "Redis", "blocks.redis:RedisTarget", "redis_targets"),
         Component("chroma", "Chroma", "blocks.chroma:ChromaTarget", "chroma_targets"),
         Component("files", "files", "blocks.files:FilesTarget", "file_targets"),

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.tasks import exponential_backoff
 
 from blocks.secrets import load_master_key
+from scholar_ops.sources.postgres.archive import check_wal_archives, prune_wal_archives
 from scholar_ops.vault.checker import CheckReport, check
 from scholar_ops.vault.errors import WrongKey
 from scholar_ops.vault.known import default_state_dir
@@ -66,6 +67,8 @@ def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
     repo = load_repository(repository).open()
     # This worker remembers the snapshots it saw: one vanishing later is reported.
     report = check(repo, read_data=read_data, known_state=default_state_dir())
+    # Point-in-time recovery: the WAL from every base backup on must be continuous.
+    report.problems += check_wal_archives(repo, repo.scan_snapshots()[0])
     for notice in report.notices:
         logger.warning("%s", notice)
     logger.info(
@@ -82,13 +85,17 @@ def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
 def prune_snapshots(repository: str, policy: RetentionPolicy, dry_run: bool = False) -> PruneReport:
     """Forget the snapshots ``policy`` does not keep, then delete the data none needs."""
     repo = load_repository(repository).open()
-    return prune_by_policy(
+    report = prune_by_policy(
         repo,
         policy,
         dry_run=dry_run,
         wait=600,
         on_wait=get_run_logger().warning,  # in the run's log: who holds the lock
     )
+    if not dry_run:
+        # and the archived WAL that no kept base backup needs any more
+        report.wal_files_deleted = prune_wal_archives(repo)
+    return report
 
 
 @task(name="rewrap-key-sets")

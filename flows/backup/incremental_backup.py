@@ -16,6 +16,7 @@ from scholar_ops.vault.summary import BackupSummary
 @flow(name="incremental-backup", log_prints=True)
 def incremental_backup(
     postgres_targets: list[str] | None = None,
+    postgres_base_targets: list[str] | None = None,
     redis_targets: list[str] | None = None,
     chroma_targets: list[str] | None = None,
     file_targets: list[str] | None = None,
@@ -28,6 +29,7 @@ def incremental_backup(
     Each target's status goes to the Pushgateway of the ``monitoring`` settings block."""
     targets = targets_of(
         postgres_targets=postgres_targets,
+        postgres_base_targets=postgres_base_targets,
         redis_targets=redis_targets,
         chroma_targets=chroma_targets,
         file_targets=file_targets,

@@ -49,6 +49,7 @@ def _describe_failure(o: DrillOutcome) -> str:
 @flow(name="restore-drill", log_prints=True)
 def restore_drill(
     postgres_targets: list[str] | None = None,
+    postgres_base_targets: list[str] | None = None,
     redis_targets: list[str] | None = None,
     chroma_targets: list[str] | None = None,
     file_targets: list[str] | None = None,
@@ -64,6 +65,7 @@ def restore_drill(
     logger = get_run_logger()
     targets = targets_of(
         postgres_targets=postgres_targets,
+        postgres_base_targets=postgres_base_targets,
         redis_targets=redis_targets,
         chroma_targets=chroma_targets,
         file_targets=file_targets,

@@ -160,6 +160,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if args.read_data:
         progress.notify("check: packs read", None, None, time.monotonic() - started, "items")
+    snapshots, _ = repo.scan_snapshots()  # a damaged one is in the report already
+    if any(s.component == "postgres-base" for s in snapshots):
+        from scholar_ops.sources.postgres.archive import check_wal_archives
+
+        report.problems += check_wal_archives(repo, snapshots)
     for notice in report.notices:
         print(f"notice: {notice}", file=sys.stderr)
     if not report.ok:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from scholar_ops.cli import pitr
 from scholar_ops.cli.common import COMPONENTS, DEFAULT_TARGET, EXIT_OK, iso_time
 from scholar_ops.cli.direct import open_repository
 from scholar_ops.cli.errors import find_in_chain
@@ -23,6 +24,8 @@ def register(sub: Any) -> None:
         description=(
             "Restore one snapshot. Its component is read from the snapshot (or --component; "
             "'latest' without --component means PostgreSQL). postgres: --to DATABASE [--target]; "
+            "postgres-base (point-in-time recovery): --to DATADIR (new or empty) [--time T | --lsn "
+            "L | --pitr] [--keep-running]; "
             "redis: --target NAME (into that running server) or --to DIR (dump.rdb for a new "
             "server); chroma: --target NAME or --to DIR (a new embedded store); files: --to DIR."
         ),
@@ -112,6 +115,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="files: restore into a non-empty directory; redis with --to: replace its dump.rdb",
     )
+    pitr.add_restore_options(r)
     r.set_defaults(func=cmd_restore)
 
 
@@ -128,13 +132,17 @@ _RESTORE_ONLY = {
     "collections": ("--collection", ("chroma",)),
     "paths": ("--path", ("files",)),
     "overwrite": ("--overwrite", ("redis", "files")),
+    "keep_running": ("--keep-running", ("postgres-base",)),
+    "archive": ("--archive", ("postgres-base",)),
+    "restore_command": ("--restore-command", ("postgres-base",)),
 }
 
 
 def _restore_component(args: argparse.Namespace) -> str:
-    """--component, else the snapshot's own (opening the repository), else postgres for 'latest'."""
+    """--component, else the snapshot's own (opening the repository), else postgres for 'latest'
+    (postgres-base with --time, --lsn or --pitr)."""
     if args.snapshot == "latest":
-        return str(args.component or "postgres")
+        return str(args.component or ("postgres-base" if pitr.wants_pitr(args) else "postgres"))
     snap = open_repository(args.repository).find_snapshot(args.snapshot)
     if args.component and args.component != snap.component:
         raise ConfigError(
@@ -144,12 +152,16 @@ def _restore_component(args: argparse.Namespace) -> str:
     return snap.component
 
 
-def _check_restore_options(args: argparse.Namespace, component: str) -> None:
+def _check_only_options(args: argparse.Namespace, component: str) -> None:
     for dest, (flag, components) in _RESTORE_ONLY.items():
         if getattr(args, dest) not in (None, False) and component not in components:
             raise ConfigError(
                 f"{flag} does not apply to a {component} restore (only {'/'.join(components)})"
             )
+
+
+def _check_restore_options(args: argparse.Namespace, component: str) -> None:
+    _check_only_options(args, component)
     if component == "postgres":
         if not args.to:
             raise ConfigError(
@@ -220,6 +232,14 @@ def _not_empty_message(args: argparse.Namespace, component: str, msg: str) -> st
 
 def cmd_restore(args: argparse.Namespace) -> int:
     component = _restore_component(args)
+    if component == "postgres-base" or pitr.wants_pitr(args):
+        if component != "postgres-base":
+            raise ConfigError(
+                f"--time, --lsn and --pitr recover a PostgreSQL base backup (postgres-base), "
+                f"not a {component} snapshot: pick a base backup, or restore this one without them"
+            )
+        _check_only_options(args, component)
+        return pitr.cmd_restore_pitr(args)
     _check_restore_options(args, component)
     snapshot, before, source_target = args.snapshot, args.before, args.source_target
     if component != "postgres" and snapshot == "latest" and before is not None:

@@ -112,6 +112,13 @@ def register(sub: Any) -> None:
     d.add_argument("--pg-database", default=env("PGDATABASE"))
     d.add_argument("--pg-user", default=env("PGUSER", "postgres"))
     d.add_argument("--pg-sslmode", default=env("PGSSLMODE", "prefer"))
+    d.add_argument(
+        "--pg-cluster",
+        metavar="NAME",
+        help="also a PostgreSQL cluster block NAME on the same --pg-host/--pg-port/--pg-user, "
+        "for physical base backups and point-in-time recovery (`backup --postgres-base NAME`; "
+        "its role needs REPLICATION, the server archive_command = 'scholar-ops-wal push %%p')",
+    )
     rg = s.add_argument_group(
         "Redis target",
         "Created when --redis-host or --redis-port (or REDIS_HOST or REDIS_PORT) is given. The "
@@ -230,6 +237,29 @@ def _plan_postgres(args: argparse.Namespace) -> Planned | None:
     )
     line = f"postgres {args.pg_user}@{args.pg_host}:{args.pg_port}/{args.pg_database}"
     return Planned("PostgreSQL target", name, block, line, secret, pw)
+
+
+def _plan_pg_cluster(args: argparse.Namespace) -> Planned | None:
+    from blocks.postgres import PostgresClusterTarget
+
+    if not args.pg_cluster:
+        return None
+    name = check_block_name(args.pg_cluster, "--pg-cluster")
+    pw = env("PGPASSWORD")
+    secret = f"{name}-password" if pw else None
+    block = make_block(
+        PostgresClusterTarget,
+        f"PostgreSQL cluster {name!r}",
+        host=args.pg_host,
+        port=args.pg_port,
+        database=args.pg_database or "postgres",
+        user=args.pg_user,
+        password_secret=secret,
+        sslmode=args.pg_sslmode,
+        label=name,
+    )
+    line = f"postgres cluster {args.pg_user}@{args.pg_host}:{args.pg_port} (base backups)"
+    return Planned("PostgreSQL cluster", name, block, line, secret, pw)
 
 
 def _plan_redis(args: argparse.Namespace) -> Planned | None:
@@ -518,11 +548,20 @@ def cmd_setup(args: argparse.Namespace) -> int:
     repo_block = _repository_block(args)
     files, warnings = _plan_files(args, repo_block.local_path)
     targets = [
-        p for p in (_plan_postgres(args), _plan_redis(args), _plan_chroma(args), *files) if p
+        p
+        for p in (
+            _plan_postgres(args),
+            _plan_pg_cluster(args),
+            _plan_redis(args),
+            _plan_chroma(args),
+            *files,
+        )
+        if p
     ]
     if not targets:
         raise ConfigError(
-            "setup needs at least one target: --pg-database (PostgreSQL), --redis-host or "
+            "setup needs at least one target: --pg-database (PostgreSQL), --pg-cluster NAME "
+            "(PostgreSQL base backups), --redis-host or "
             "--redis-port (Redis), --chroma-path or --chroma-host (Chroma), or --files NAME=PATH"
         )
     monitoring = _plan_monitoring(args, targets)

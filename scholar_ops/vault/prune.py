@@ -106,6 +106,7 @@ class PruneReport:
     index_objects_replaced: int = 0
     partial_uploads_removed: int = 0
     dry_run: bool = False
+    wal_files_deleted: int = 0  # archived WAL no kept base backup needs (sources.postgres)
 
 
 #: Temporary files of interrupted uploads older than this are removed by prune.

@@ -84,6 +84,11 @@ def snapshot_items(snap: Snapshot) -> str:
     d = snap.details
     if snap.component == "postgres":
         return f"{len(d.get('tables', []))} tables"
+    if snap.component == "postgres-base":
+        return (
+            f"cluster base backup, timeline {d.get('timeline')}, WAL "
+            f"{d.get('start_lsn')}..{d.get('stop_lsn')}"
+        )
     if snap.component == "redis":
         dbs = d.get("databases") or {}
         keys = sum(int(v.get("keys", 0)) for v in dbs.values())

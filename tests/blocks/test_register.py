@@ -12,6 +12,7 @@ def test_register_blocks_is_idempotent_and_includes_nested_types(prefect_harness
     assert slugs == [
         "secret",
         "scholar-ops-postgresql-target",
+        "scholar-ops-postgresql-cluster",
         "scholar-ops-redis-target",
         "scholar-ops-chroma-target",
         "scholar-ops-files-target",
