@@ -14,7 +14,7 @@ JOB_APP = "scholar-ops-app"
 JOB_EXPORT = "scholar-ops-metrics-export"
 JOB_HEALTH = "scholar-ops-health"  # scraped, not pushed
 
-COMPONENTS = ("postgres", "redis", "chroma", "files")
+COMPONENTS = ("postgres", "postgres-base", "redis", "chroma", "files")
 
 # -- backups (labels: component, target) ----------------------------------------
 BACKUP_LAST_RUN = "scholar_ops_backup_last_run_timestamp_seconds"
@@ -60,6 +60,13 @@ PG_CONNECTIONS = "scholar_ops_postgres_connections"  # + state
 PG_DATABASE_SIZE = "scholar_ops_postgres_database_size_bytes"
 PG_LONGEST_TX = "scholar_ops_postgres_longest_transaction_seconds"
 PG_REPLICATION_LAG = "scholar_ops_postgres_replication_lag_seconds"  # + replica
+# WAL archiving (pg_stat_archiver; only where archive_mode is on)
+PG_WAL_ARCHIVED = "scholar_ops_postgres_wal_archived_total"
+PG_WAL_ARCHIVE_FAILED = "scholar_ops_postgres_wal_archive_failed_total"
+PG_WAL_LAST_ARCHIVED = "scholar_ops_postgres_wal_last_archived_timestamp_seconds"
+PG_WAL_LAST_FAILED = "scholar_ops_postgres_wal_last_failed_timestamp_seconds"
+PG_WAL_PENDING = "scholar_ops_postgres_wal_pending_segments"
+PG_RECOVERY_POINT_AGE = "scholar_ops_postgres_recovery_point_age_seconds"
 REDIS_MEMORY = "scholar_ops_redis_memory_used_bytes"
 REDIS_CLIENTS = "scholar_ops_redis_connected_clients"
 REDIS_COMMANDS = "scholar_ops_redis_commands_processed_total"

@@ -26,6 +26,7 @@ from scholar_ops.monitoring.collectors.system import collect_system, real_mountp
 from scholar_ops.monitoring.push import push_add
 from scholar_ops.monitoring.samples import Sample, gauge
 from scholar_ops.sources.chroma.conninfo import ChromaSource
+from scholar_ops.sources.postgres.cluster import throwaway_cluster
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.process import free_port
 from scholar_ops.sources.redis.conninfo import RedisConnInfo
@@ -72,8 +73,58 @@ def test_postgres(pg_server, pg_db):
     assert _one(samples, names.PG_CONNECTIONS, state="active") == 0  # itself left out
     assert _one(samples, names.PG_DATABASE_SIZE) > 1_000_000
     assert names.PG_REPLICATION_LAG not in _by_name(samples)  # no replicas here
+    assert names.PG_WAL_ARCHIVED not in _by_name(samples)  # archive_mode is off here
     # Without the open transaction: 0, not missing.
     assert _one(collect_postgres(conninfo, labels, timeout=5), names.PG_LONGEST_TX) == 0
+
+
+def _wait(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_postgres_wal_archiving_figures_and_the_recovery_point_age():
+    """Where archive_mode is on: the archiver's successes and failures, how many finished
+    segments wait, and the recovery point age, as Prometheus sees them."""
+    with throwaway_cluster(
+        settings={"wal_level": "replica", "archive_mode": "on", "archive_command": "true"}
+    ) as server:
+        conninfo = PgConnInfo(host=server.host, port=server.port, user=server.user)
+        labels = {"component": "postgres", "target": "app"}
+        with psycopg.connect(server.dsn(), autocommit=True) as c:
+            c.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+            c.execute("SELECT pg_switch_wal()")
+
+            def archived() -> bool:
+                return _one(collect_postgres(conninfo, labels, 5), names.PG_WAL_ARCHIVED) >= 1
+
+            _wait(archived, "the first archived segment")
+            samples = collect_postgres(conninfo, labels, timeout=5)
+            assert _one(samples, names.PG_WAL_ARCHIVE_FAILED) == 0
+            assert _one(samples, names.PG_WAL_PENDING) == 0
+            assert 0 <= _one(samples, names.PG_RECOVERY_POINT_AGE) < 30
+            assert abs(_one(samples, names.PG_WAL_LAST_ARCHIVED) - time.time()) < 30
+
+            # The archive_command starts failing: failures counted, segments wait.
+            c.execute("ALTER SYSTEM SET archive_command = 'false'")
+            c.execute("SELECT pg_reload_conf()")
+            time.sleep(0.5)
+            for _ in range(2):
+                c.execute("INSERT INTO t SELECT g FROM generate_series(1, 100) g")
+                c.execute("SELECT pg_switch_wal()")
+
+            def failing() -> bool:
+                got = collect_postgres(conninfo, labels, 5)
+                return _one(got, names.PG_WAL_ARCHIVE_FAILED) >= 1
+
+            _wait(failing, "a failed archive attempt")
+            samples = collect_postgres(conninfo, labels, timeout=5)
+            assert _one(samples, names.PG_WAL_PENDING) >= 1
+            assert _one(samples, names.PG_WAL_LAST_FAILED) > _one(
+                samples, names.PG_WAL_LAST_ARCHIVED
+            )
 
 
 def test_postgres_unreachable_raises_quickly():
