@@ -85,6 +85,12 @@ command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/nu
 # performance benchmark measures the load generator beside wrk on the same endpoint.
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
+# Point-in-time recovery benchmark (bench/pitr_bench.py): WAL archiving and restore to
+# a time measured side by side with pgBackRest, on the same database and WAL.
+command -v pgbackrest >/dev/null 2>&1 || pkgs+=(pgbackrest)
+# GNU time (/usr/bin/time, not the shell keyword): that benchmark's per-segment peak RSS
+# and CPU of archive_command / restore_command.
+[ -x /usr/bin/time ] || pkgs+=(time)
 # runuser (util-linux) starts PostgreSQL as an unprivileged user; it is essential
 # on Debian, but check anyway.
 command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
