@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from pyfastcdc import FastCDC
-
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
@@ -42,6 +40,8 @@ class Chunker:
         self.params = params
         # pyfastcdc's avg_size excludes min_size (cut-point skipping): subtract it
         # so the real average is what params say.
+        from pyfastcdc import FastCDC  # here: opening a repository needs no chunker
+
         self._cdc = FastCDC(
             avg_size=max(256, params.avg_size - params.min_size),
             min_size=params.min_size,

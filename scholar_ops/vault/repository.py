@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scholar_ops.vault.chunker import ChunkerParams
 from scholar_ops.vault.crypto import aead
@@ -38,10 +38,12 @@ from scholar_ops.vault.index import (
     encode_index,
     new_index_name,
 )
-from scholar_ops.vault.lock import Lock, LockListing, list_locks
 from scholar_ops.vault.pack import PACK_PREFIX, BlobEntry, pack_id_of, read_header
 from scholar_ops.vault.snapshot import SNAPSHOT_KIND, SNAPSHOT_PREFIX, Snapshot
 from scholar_ops.vault.storage.base import Storage
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.lock import Lock, LockListing
 
 FORMAT_VERSION = 2
 CONFIG_NAME = "config"
@@ -208,9 +210,13 @@ class Repository:
         on_wait: Callable[[str], None] | None = None,
     ) -> Lock:
         """A lock on this repository (not yet acquired); ``on_wait`` hears who it waits for."""
+        from scholar_ops.vault.lock import Lock  # here: the WAL command takes no lock
+
         return Lock(self.storage, self, operation, exclusive, wait=wait, on_wait=on_wait)
 
     def locks(self) -> LockListing:
+        from scholar_ops.vault.lock import list_locks
+
         return list_locks(self.storage, self)
 
     # -- index ----------------------------------------------------------------

@@ -16,13 +16,27 @@ Backends:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from scholar_ops.vault.errors import ConfigError
 from scholar_ops.vault.storage.base import ObjectInfo, Storage
 from scholar_ops.vault.storage.local import LocalStorage
 from scholar_ops.vault.storage.retry import RetryingStorage
-from scholar_ops.vault.storage.s3 import S3Storage
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.storage.s3 import S3Storage
+
+
+def __getattr__(name: str) -> Any:
+    # S3Storage (and so botocore) is imported when first asked for: the WAL command,
+    # run by PostgreSQL once per segment, opens local repositories without it.
+    if name == "S3Storage":
+        from scholar_ops.vault.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LocalStorage",
