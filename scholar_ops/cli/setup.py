@@ -214,6 +214,27 @@ class Planned:
 # -- planning: every block is built and checked before anything is written --------------
 
 
+def _plan_pg_block(
+    args: argparse.Namespace, cls: Any, kind: str, name: str, database: str, line: str
+) -> Planned:
+    """A PostgreSQL block (target or cluster) on --pg-host/--pg-port/--pg-user; the password
+    from PGPASSWORD goes into the Secret block NAME-password."""
+    pw = env("PGPASSWORD")
+    secret = f"{name}-password" if pw else None
+    block = make_block(
+        cls,
+        f"{kind} {name!r}",
+        host=args.pg_host,
+        port=args.pg_port,
+        database=database,
+        user=args.pg_user,
+        password_secret=secret,
+        sslmode=args.pg_sslmode,
+        label=name,
+    )
+    return Planned(kind, name, block, line, secret, pw)
+
+
 def _plan_postgres(args: argparse.Namespace) -> Planned | None:
     from blocks.postgres import PostgresTarget
 
@@ -222,21 +243,8 @@ def _plan_postgres(args: argparse.Namespace) -> Planned | None:
             raise ConfigError(f"--target {args.target}: a PostgreSQL target needs --pg-database")
         return None
     name = check_block_name(args.target or DEFAULT_TARGET, "--target")
-    pw = env("PGPASSWORD")
-    secret = f"{name}-password" if pw else None
-    block = make_block(
-        PostgresTarget,
-        f"PostgreSQL target {name!r}",
-        host=args.pg_host,
-        port=args.pg_port,
-        database=args.pg_database,
-        user=args.pg_user,
-        password_secret=secret,
-        sslmode=args.pg_sslmode,
-        label=name,
-    )
     line = f"postgres {args.pg_user}@{args.pg_host}:{args.pg_port}/{args.pg_database}"
-    return Planned("PostgreSQL target", name, block, line, secret, pw)
+    return _plan_pg_block(args, PostgresTarget, "PostgreSQL target", name, args.pg_database, line)
 
 
 def _plan_pg_cluster(args: argparse.Namespace) -> Planned | None:
@@ -245,21 +253,9 @@ def _plan_pg_cluster(args: argparse.Namespace) -> Planned | None:
     if not args.pg_cluster:
         return None
     name = check_block_name(args.pg_cluster, "--pg-cluster")
-    pw = env("PGPASSWORD")
-    secret = f"{name}-password" if pw else None
-    block = make_block(
-        PostgresClusterTarget,
-        f"PostgreSQL cluster {name!r}",
-        host=args.pg_host,
-        port=args.pg_port,
-        database=args.pg_database or "postgres",
-        user=args.pg_user,
-        password_secret=secret,
-        sslmode=args.pg_sslmode,
-        label=name,
-    )
     line = f"postgres cluster {args.pg_user}@{args.pg_host}:{args.pg_port} (base backups)"
-    return Planned("PostgreSQL cluster", name, block, line, secret, pw)
+    database = args.pg_database or "postgres"
+    return _plan_pg_block(args, PostgresClusterTarget, "PostgreSQL cluster", name, database, line)
 
 
 def _plan_redis(args: argparse.Namespace) -> Planned | None:

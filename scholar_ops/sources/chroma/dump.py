@@ -206,6 +206,30 @@ def release_batch(n: int) -> None:
     gc.collect(2 if n % 64 == 0 else 1)
 
 
+def iter_pages(
+    col: Any, batch_size: int
+) -> Iterator[tuple[list[str], Any, list[Any], list[Any], list[Any]]]:
+    """(ids, embeddings, documents, metadatas, uris) of a collection, a page of
+    ``batch_size`` records at a time, in Chroma's own (insertion) order."""
+    offset = 0
+    while True:
+        got = _call(col.get, limit=batch_size, offset=offset, include=INCLUDE)
+        ids = list(got["ids"])
+        if not ids:
+            return
+        n = len(ids)
+        page = (
+            ids,
+            got["embeddings"],
+            got.get("documents") or [None] * n,
+            got.get("metadatas") or [None] * n,
+            got.get("uris") or [None] * n,
+        )
+        del got
+        yield page
+        offset += n
+
+
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """A Chroma call; network failures become transient SourceErrors."""
     from scholar_ops.sources.chroma.conninfo import _is_transport_error

@@ -105,7 +105,7 @@ def read_digests(
     from chromadb.config import Settings
 
     from scholar_ops.sources.chroma.conninfo import release_embedded
-    from scholar_ops.sources.chroma.dump import INCLUDE, _call, list_collection_names
+    from scholar_ops.sources.chroma.dump import _call, iter_pages, list_collection_names
     from scholar_ops.sources.chroma.verify import DIGEST_FORMAT, CollectionDigest, RecallProbe
 
     settings = Settings(anonymized_telemetry=False, migrations="validate")
@@ -138,22 +138,12 @@ def read_digests(
                 else None
             )
             digest = CollectionDigest()
-            offset = 0
-            while True:
-                got = _call(col.get, limit=batch_size, offset=offset, include=INCLUDE)
-                ids = list(got["ids"])
-                if not ids:
-                    break
-                emb = got["embeddings"]
-                docs = got.get("documents") or [None] * len(ids)
-                metas = got.get("metadatas") or [None] * len(ids)
-                uris = got.get("uris") or [None] * len(ids)
+            for ids, emb, docs, metas, uris in iter_pages(col, batch_size):
                 f32 = _f32(emb)
                 for i, rid in enumerate(ids):
                     digest.add(rid, docs[i], metas[i] or None, uris[i], f32[i].tobytes())
                 if probe is not None:
                     probe.add(ids, f32)
-                offset += len(ids)
             out[name] = {
                 "records": digest.records,
                 "space": space,

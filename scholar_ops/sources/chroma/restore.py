@@ -46,6 +46,7 @@ from scholar_ops.sources.chroma.dump import (
     INCLUDE,
     _call,
     decode_embedding,
+    iter_pages,
     list_collection_names,
     release_batch,
 )
@@ -417,22 +418,15 @@ def verify_collection(
         if header is not None:
             _check_settings(col, info, header, found)
         offset = 0
-        while True:
-            got = _call(col.get, limit=batch_size, offset=offset, include=INCLUDE)
-            ids = list(got["ids"])
-            if not ids:
-                break
-            emb = np.asarray(got["embeddings"], dtype=np.float32)
-            docs = got.get("documents") or [None] * len(ids)
-            metas = got.get("metadatas") or [None] * len(ids)
-            uris = got.get("uris") or [None] * len(ids)
+        for ids, raw, docs, metas, uris in iter_pages(col, batch_size):
+            emb = np.asarray(raw, dtype=np.float32)
+            del raw
             for i, rid in enumerate(ids):
                 restored_digest.add(
                     rid, docs[i], metas[i] or None, uris[i], emb[i].astype("<f4").tobytes()
                 )
             probe.add(ids, emb)
             offset += len(ids)
-            del got
             release_batch(offset // batch_size)
     _check_digests(
         name, info.get("digests"), stream_digest, restored_digest, space, record_fields, found
