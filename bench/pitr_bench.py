@@ -4,7 +4,9 @@ On the benchmark database of bench/pg_bench.py (about --size-gb by pg_database_s
 pgbench tables and the AI Scholar sample), in one throwaway cluster archiving WAL
 (wal_level replica, archive_mode on), side by side with pgBackRest (Debian package;
 repository encrypted with aes-256-cbc, zstd compression, archive-async off, one
-process: the same work ours does):
+process: the same work ours does). Ours runs as the README's archive_command does,
+``scholar-ops-wal --resident ... push %p``: the first push starts the resident archiver
+(scholar_ops.walserver), later ones hand it the segment; its peak RSS counts in ours:
 
 1. archiving under a write load. For each tool alone, archive_command = that tool, and
    pgbench (tpcb-like plus a bulk update, --clients) writes for --load-seconds: WAL
@@ -64,6 +66,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -150,7 +153,7 @@ def reachable(path: Path) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in [path.resolve(), *path.resolve().parents])
 
 
-def walcmd_prefix(pycache: Path, timeout: float = 60) -> list[str]:
+def walcmd_prefix(pycache: Path, runtime: Path | None = None, timeout: float = 60) -> list[str]:
     """argv running ``python -m scholar_ops.walcmd`` as the server's OS user: this
     interpreter when that user can run it, else the system's python3.X with this
     environment's packages on PYTHONPATH (an interpreter under /root is out of reach).
@@ -162,6 +165,7 @@ def walcmd_prefix(pycache: Path, timeout: float = 60) -> list[str]:
     root-owned tree does not, and the postgres user cannot write there."""
     probe = ["-c", "import scholar_ops.walcmd, zstandard, cryptography"]
     env = ["env", "-u", "PYTHONDONTWRITEBYTECODE", f"PYTHONPYCACHEPREFIX={pycache}"]
+    env += [f"SCHOLAR_OPS_WAL_RUNTIME_DIR={runtime}"] if runtime else []
 
     def works(argv: list[str]) -> bool:
         try:
@@ -320,7 +324,7 @@ class PitrBench:
         )
         self.pgbr_conf.chmod(0o600)
         give_to_pg(self.work)
-        self.walcmd = walcmd_prefix(self.work / "pycache")
+        self.walcmd = walcmd_prefix(self.work / "pycache", self.resident_dir)
         log(f"our command runs as: {shlex.join(self.walcmd)}")
         self.pgbackrest("stanza-create")
         # One segment through each tool before anything is measured: our command's
@@ -362,7 +366,7 @@ class PitrBench:
                 "--status-file", str(self.work / "state" / "wal-status.json"),
                 "--key-cache-dir", str(self.work / "keycache"),
             ]  # fmt: skip
-            tail = "push %p" if op == "push" else "fetch %f %p"
+            tail = "--resident push %p" if op == "push" else "fetch %f %p"
         else:
             argv = [*timed, "pgbackrest", f"--config={self.pgbr_conf}", f"--stanza={STANZA}"]
             argv += [f"--pg1-path={datadir}"] if datadir else []
@@ -388,11 +392,34 @@ class PitrBench:
         return f"{shlex.quote(str(script))} %p %f"
 
     def new_times(self, tool: str, op: str) -> Timed:
-        """The commands timed since the last call for this log."""
+        """The commands timed since the last call for this log (our pushes: with the
+        resident archiver's peak RSS)."""
         key = f"{tool}-{op}"
         timed, total = read_times(self.times_log(tool, op), self._times_seen.get(key, 0))
         self._times_seen[key] = total
+        if tool == "ours" and op == "push":
+            timed.peak_rss_mb = max(timed.peak_rss_mb, self.resident_peak_rss_mb())
         return timed
+
+    @property
+    def resident_dir(self) -> Path:
+        return self.work / "walrt"  # made by the first push, as the postgres user, mode 0700
+
+    def resident_pids(self) -> list[int]:
+        pids = []
+        for pid_file in self.resident_dir.glob("*.pid") if self.resident_dir.exists() else ():
+            with contextlib.suppress(OSError, ValueError):
+                pids.append(int(pid_file.read_text()))
+        return pids
+
+    def resident_peak_rss_mb(self) -> float:
+        peak = 0.0
+        for pid in self.resident_pids():
+            with contextlib.suppress(OSError, ValueError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024 / MB)
+        return peak
 
     # -- the server -------------------------------------------------------------------
 
@@ -726,9 +753,12 @@ class PitrBench:
         return {**first, "restores": sorted(states), "identical": True}
 
     def cleanup(self) -> None:
-        """Stop every restored server still running."""
+        """Stop every restored server still running, and the resident archiver."""
         for datadir in self.work.glob("restored-*"):
             self.stop_restored(datadir)
+        for pid in self.resident_pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
 
     def stop_restored(self, datadir: Path) -> None:
         if not (datadir / "postmaster.pid").exists():

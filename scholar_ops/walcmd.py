@@ -33,14 +33,20 @@ the status file (scholar_ops.sources.postgres.wal.status) for the metrics export
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
+# Module level imports only what the interpreter has loaded anyway: a push through the
+# resident archiver (scholar_ops.walserver) is this module, the options and a socket.
+# argparse (with gettext and locale) only parses calls that are not a plain push or fetch.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import SimpleNamespace
+    from typing import Any, NoReturn
+
     from scholar_ops.vault.crypto.keys import MasterKey
     from scholar_ops.vault.repository import Repository
     from scholar_ops.vault.storage.base import Storage
@@ -62,14 +68,16 @@ CONFIG_DIR_ENV = "SCHOLAR_OPS_CONFIG_DIR"
 S3_ENDPOINT_ENV = "SCHOLAR_OPS_S3_ENDPOINT_URL"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        fatal = "fetch" in sys.argv[1:]
-        _say(f"{message} (see `{PROG} --help`)")
-        sys.exit(EXIT_FETCH_CONFIG if fatal else EXIT_USAGE)
-
-
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            fatal = "fetch" in sys.argv[1:]
+            _say(f"{message} (see `{PROG} --help`)")
+            sys.exit(EXIT_FETCH_CONFIG if fatal else EXIT_USAGE)
+
     p = _Parser(
         prog=PROG,
         description="Archive PostgreSQL WAL into the scholar-ops store (archive_command) "
@@ -99,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         help="derive the keys from the master key on every call (scrypt, about 0.1 s more)",
     )
     p.add_argument(
+        "--resident",
+        action="store_true",
+        help="push through a resident archiver for these settings, started by the first push "
+        "and gone after $SCHOLAR_OPS_WAL_IDLE_SECONDS (600) idle: saves the start-up per segment",
+    )
+    p.add_argument(
         "--system-id",
         type=int,
         help="database system identifier (default: read from the data directory)",
@@ -110,9 +124,89 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("name")
     fetch.add_argument("dest", type=Path)
     sub.add_parser("status", help="the status file and the newest archived segment")
+    sub.add_parser(
+        "stop-resident", help="stop the resident archiver of these settings (see --resident)"
+    )
     hint = sub.add_parser("setup-hint", help="print the postgresql.conf lines for these settings")
     hint.add_argument("--archive-timeout", default="60s")
     return p
+
+
+_VALUE_OPTIONS = {
+    "--repository": str,
+    "--key-file": str,
+    "--block": str,
+    "--status-file": str,
+    "--key-cache-dir": str,
+    "--system-id": int,
+}
+_OPERANDS: dict[str, tuple[str, ...]] = {
+    "push": ("path",),
+    "fetch": ("name", "dest"),
+    "stop-resident": (),
+}
+
+
+def _quick_args(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of a plain ``push``/``fetch`` call, without building the argparse
+    parser (PostgreSQL runs one per segment); None for anything else (help, errors,
+    other commands), which argparse then parses and reports."""
+    from types import SimpleNamespace
+
+    ns = SimpleNamespace(**{k[2:].replace("-", "_"): None for k in _VALUE_OPTIONS})
+    ns.no_key_cache = False
+    ns.resident = False
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        opt, eq, value = argv[i].partition("=")
+        if opt in ("--no-key-cache", "--resident") and not eq:
+            setattr(ns, opt[2:].replace("-", "_"), True)
+            i += 1
+            continue
+        convert = _VALUE_OPTIONS.get(opt)
+        if convert is None:
+            return None
+        if not eq:
+            if i + 1 >= len(argv):
+                return None
+            i += 1
+            value = argv[i]
+        try:
+            setattr(ns, opt[2:].replace("-", "_"), convert(value))
+        except ValueError:
+            return None
+        i += 1
+    if i >= len(argv) or argv[i] not in _OPERANDS:
+        return None
+    ns.command = argv[i]
+    ns.options = _canonical_options(ns)
+    rest = argv[i + 1 :]
+    names = _OPERANDS[ns.command]
+    if len(rest) != len(names) or any(a.startswith("-") for a in rest):
+        return None
+    for key, value in zip(names, rest, strict=True):
+        setattr(ns, key, value)
+    return ns  # type: ignore[return-value]  # the attributes argparse would set
+
+
+_PATH_OPTIONS = ("--repository", "--key-file", "--status-file", "--key-cache-dir")
+
+
+def _canonical_options(ns: SimpleNamespace) -> list[str]:
+    """The options as ``--name value`` with paths made absolute: what the resident archiver
+    is started with, the same from any working directory."""
+    out = []
+    for opt in _VALUE_OPTIONS:
+        value = getattr(ns, opt[2:].replace("-", "_"))
+        if value is None:
+            continue
+        value = str(value)
+        if opt in _PATH_OPTIONS and "://" not in value:
+            value = os.path.abspath(os.path.expanduser(value))
+        out += [opt, value]
+    return out + [
+        f for f in ("--no-key-cache", "--resident") if getattr(ns, f[2:].replace("-", "_"))
+    ]
 
 
 def _say(line: str) -> None:
@@ -123,6 +217,8 @@ def _say(line: str) -> None:
 
 
 def _config_dir() -> Path:
+    from pathlib import Path
+
     # The same place as scholar_ops.cli.direct.config_dir (copied: this command must not
     # import the scholar_ops.cli package, whose __init__ imports every verb).
     if value := os.environ.get(CONFIG_DIR_ENV):
@@ -133,6 +229,8 @@ def _config_dir() -> Path:
 
 def _profile(block: str) -> dict[str, Any]:
     """The profile `scholar-ops setup` wrote for ``block`` (local_path, master_key_file)."""
+    import json
+
     from scholar_ops.vault.errors import ConfigError
 
     path = _config_dir() / "repositories" / f"{block}.json"
@@ -196,25 +294,29 @@ def open_storage_at(location: str) -> Storage:
     elif location.startswith("file:"):
         inner = open_storage(location)
     else:
-        inner = open_storage(Path(location).expanduser())
+        inner = open_storage(os.path.expanduser(location))
     return RetryingStorage(inner, attempts=4, base_delay=0.2, max_delay=2.0)
 
 
-def _open(args: argparse.Namespace) -> Repository:
+def _open(args: argparse.Namespace, storage: Storage | None = None) -> Repository:
+    """The repository; ``storage`` (the resident archiver's) saves opening it again. The
+    master key and the key cache are read on every call, so a rotated key is seen."""
     from scholar_ops.sources.postgres.wal.keycache import default_cache_dir, open_with_cache
 
     location, master = _settings(args)
-    cache = None if args.no_key_cache else (args.key_cache_dir or default_cache_dir())
-    return open_with_cache(open_storage_at(location), master, cache)
+    from pathlib import Path
+
+    cache = None if args.no_key_cache else Path(args.key_cache_dir or default_cache_dir())
+    return open_with_cache(storage or open_storage_at(location), master, cache)
 
 
 # -- commands -----------------------------------------------------------------------------
 
 
-def _push(args: argparse.Namespace) -> int:
+def _push(args: argparse.Namespace, storage: Storage | None = None) -> int:
     from scholar_ops.sources.postgres.wal.store import push_wal
 
-    repo = _open(args)
+    repo = _open(args, storage)
     push_wal(repo, args.path, system_id=args.system_id)
     return EXIT_OK
 
@@ -248,11 +350,27 @@ def _status(args: argparse.Namespace) -> int:
         "status_file": str(status_file),
         "status": read_status(status_file),
     }
+    import json
+
     print(json.dumps(doc, indent=1))
     return EXIT_OK
 
 
+def _stop_resident(args: argparse.Namespace) -> int:
+    from scholar_ops import walserver
+
+    if args.options is None:
+        from scholar_ops.vault.errors import ConfigError
+
+        raise ConfigError("give the options as archive_command does, each as --name value")
+    stopped = walserver.stop(args.options)
+    print("stopped the resident archiver" if stopped else "no resident archiver was running")
+    return EXIT_OK
+
+
 def _setup_hint(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     script = Path(sys.executable).parent / PROG
     cmd = str(script) if script.exists() else f"{sys.executable} -m scholar_ops.walcmd"
     opts = []
@@ -268,7 +386,7 @@ def _setup_hint(args: argparse.Namespace) -> int:
     print("# postgresql.conf (restart for archive_mode; reload for the rest)")
     print("wal_level = replica")
     print("archive_mode = on")
-    print(f"archive_command = '{base} push %p'")
+    print(f"archive_command = '{base} --resident push %p'")
     print(f"archive_timeout = '{args.archive_timeout}'")
     print("# recovery (PITR restores write this for you):")
     print(f"restore_command = '{base} fetch %f %p'")
@@ -320,27 +438,74 @@ def _failure(command: str, exc: BaseException) -> tuple[int, str]:
     return EXIT_PUSH_FAILED, f"{text}: PostgreSQL keeps the WAL and retries"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _execute(args: argparse.Namespace, storage: Storage | None = None) -> tuple[int, str]:
+    """Run one command: (exit code, the line to print; empty on success). push and fetch
+    record their outcome in the status file."""
     command: str = args.command
-    handlers = {"push": _push, "fetch": _fetch, "status": _status, "setup-hint": _setup_hint}
-    name = str(args.path.name if command == "push" else getattr(args, "name", ""))
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "push": lambda a: _push(a, storage),
+        "fetch": _fetch,
+        "status": _status,
+        "setup-hint": _setup_hint,
+        "stop-resident": _stop_resident,
+    }
+    name = os.path.basename(args.path) if command == "push" else getattr(args, "name", "")
     try:
         code = handlers[command](args)
-    except KeyboardInterrupt:
-        return 130
     except Exception as e:
         code, line = _failure(command, e)
-        _say(f"{command} {name}: {line}" if name else f"{command}: {line}")
+        message = f"{command} {name}: {line}" if name else f"{command}: {line}"
         if command in ("push", "fetch"):
             from scholar_ops.sources.postgres.wal.status import record
 
             record(args.status_file, command, name, False, exit_code=code, error=line)
-        return code
+        return code, message
     if command in ("push", "fetch") and code == EXIT_OK:
         from scholar_ops.sources.postgres.wal.status import record
 
         record(args.status_file, command, name, True)
+    return code, ""
+
+
+def parse_options(options: list[str]) -> argparse.Namespace:
+    """The global options alone (what the resident archiver is started with)."""
+    return _parser().parse_args([*options, "status"])
+
+
+def push_once(args: argparse.Namespace, storage: Storage | None) -> tuple[int, str, Storage | None]:
+    """One push for the resident archiver: (exit code, line, the storage to reuse)."""
+    if storage is None:
+        try:
+            storage = open_storage_at(_settings(args)[0])
+        except Exception:
+            storage = None  # the push reports why
+    args.command = "push"
+    code, line = _execute(args, storage)
+    return code, line, storage
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _quick_args(argv) or _parser().parse_args(argv)
+    if not hasattr(args, "options"):
+        args.options = None  # unusual spellings (abbreviations): no resident archiver
+    resident = args.command == "push" and args.resident and getattr(args, "options", None)
+    try:
+        if resident:
+            from scholar_ops import walserver
+
+            answer = walserver.push(args.options, str(args.path))
+            if answer is not None:
+                if answer[1]:
+                    _say(answer[1])
+                return answer[0]
+        code, line = _execute(args)
+    except KeyboardInterrupt:
+        return 130
+    if line:
+        _say(line)
+    if resident and (why := walserver.start(args.options)):
+        _say(f"push: the resident archiver did not start ({why}); pushing in-process")
     return code
 
 

@@ -117,7 +117,7 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="also a PostgreSQL cluster block NAME on the same --pg-host/--pg-port/--pg-user, "
         "for physical base backups and point-in-time recovery (`backup --postgres-base NAME`; "
-        "its role needs REPLICATION, the server archive_command = 'scholar-ops-wal push %%p')",
+        "its role needs REPLICATION, the server archive_command = 'scholar-ops-wal ... --resident push %%p')",
     )
     rg = s.add_argument_group(
         "Redis target",

@@ -9,12 +9,9 @@ repository is recognised (check reports it; listings skip it).
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scholar_ops.vault.chunker import ChunkerParams
@@ -30,20 +27,18 @@ from scholar_ops.vault.errors import (
     VaultError,
     WrongKey,
 )
-from scholar_ops.vault.index import (
-    INDEX_KIND,
-    INDEX_PREFIX,
-    Index,
-    decode_index,
-    encode_index,
-    new_index_name,
-)
-from scholar_ops.vault.pack import PACK_PREFIX, BlobEntry, pack_id_of, read_header
-from scholar_ops.vault.snapshot import SNAPSHOT_KIND, SNAPSHOT_PREFIX, Snapshot
 from scholar_ops.vault.storage.base import Storage
 
+# The index, packs, snapshots, thread pools and logging are imported where they are used:
+# the WAL archive command opens a repository once per 16 MB segment and uses none of them.
 if TYPE_CHECKING:
+    import logging
+    from datetime import datetime
+
+    from scholar_ops.vault.index import Index
     from scholar_ops.vault.lock import Lock, LockListing
+    from scholar_ops.vault.pack import BlobEntry
+    from scholar_ops.vault.snapshot import Snapshot
 
 FORMAT_VERSION = 2
 CONFIG_NAME = "config"
@@ -52,7 +47,13 @@ KEYS_PREFIX = "keys/"
 FORGOTTEN_PREFIX = "forgotten/"
 FORGOTTEN_KIND = "forgotten-snapshots"
 DEFAULT_PACK_SIZE = 16 << 20
-log = logging.getLogger("scholar_ops.vault.repository")
+SNAPSHOT_PREFIX = "snapshots/"  # scholar_ops.vault.snapshot's, without importing it
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("scholar_ops.vault.repository")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Repository:
             compression_level=compression_level,
             pack_size=pack_size,
             current_key_id=keyset.key_id_hex,
-            created=datetime.now(UTC).isoformat(),
+            created=_now_iso(),
         )
         storage.put(KEYS_PREFIX + keyset.key_id_hex, keyset.wrap(master))
         repo = cls(storage, master, {keyset.key_id: keyset}, config)
@@ -222,6 +223,10 @@ class Repository:
     # -- index ----------------------------------------------------------------
 
     def load_index(self) -> Index:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from scholar_ops.vault.index import INDEX_PREFIX, Index
+
         index = Index()
         names = [o.name for o in self.storage.list(INDEX_PREFIX)]
         with ThreadPoolExecutor(8) as pool:
@@ -231,6 +236,8 @@ class Repository:
         return index
 
     def _read_index(self, name: str) -> dict[str, list[BlobEntry]]:
+        from scholar_ops.vault.index import INDEX_KIND, decode_index
+
         payload = self.get_sealed(name, INDEX_KIND)
         try:
             return decode_index(payload)
@@ -238,16 +245,22 @@ class Repository:
             raise IntegrityError(f"{name}: index is malformed ({e})", name) from None
 
     def write_index(self, packs: dict[str, list[BlobEntry]]) -> tuple[str, int]:
+        from scholar_ops.vault.index import encode_index, new_index_name
+
         name = new_index_name()
         data = self.seal(name, encode_index(packs))
         self.storage.put(name, data)
         return name, len(data)
 
     def pack_sizes(self) -> dict[str, int]:
+        from scholar_ops.vault.pack import PACK_PREFIX, pack_id_of
+
         return {pack_id_of(o.name): o.size for o in self.storage.list(PACK_PREFIX)}
 
     def unindexed_packs(self, index: Index) -> Iterator[tuple[str, list[BlobEntry]]]:
         """Complete packs that no index names (left by an interrupted backup), with their headers."""
+        from scholar_ops.vault.pack import PACK_PREFIX, read_header
+
         for pack_id, size in self.pack_sizes().items():
             if pack_id in index.packs:
                 continue
@@ -255,7 +268,7 @@ class Repository:
             try:
                 _, entries = read_header(self.storage, name, size, self.enc_keys)
             except (IntegrityError, ObjectNotFound) as e:
-                log.warning("ignoring unreadable unindexed pack %s: %s", name, e)
+                _log().warning("ignoring unreadable unindexed pack %s: %s", name, e)
                 continue
             yield pack_id, entries
 
@@ -270,6 +283,8 @@ class Repository:
 
         ``forgotten`` (from ``forgotten()``) saves reading the tombstones again.
         """
+        from scholar_ops.vault.snapshot import SNAPSHOT_KIND, Snapshot
+
         name = SNAPSHOT_PREFIX + backup_id
         try:
             payload = self.get_sealed(name, SNAPSHOT_KIND)
@@ -299,6 +314,10 @@ class Repository:
 
     def scan_snapshots(self) -> tuple[list[Snapshot], list[IntegrityError]]:
         """Every readable snapshot (oldest first), and the errors of the others."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from scholar_ops.vault.snapshot import Snapshot
+
         forgotten, errors = self.read_forgotten()
         snaps: list[Snapshot] = []
 
@@ -350,7 +369,7 @@ class Repository:
         """The tombstones that can be read (unreadable ``forgotten/`` objects are logged)."""
         out, errors = self.read_forgotten()
         for e in errors:
-            log.warning("%s", e)
+            _log().warning("%s", e)
         return out
 
     def write_forgotten(self, forgotten: dict[str, str]) -> str:
@@ -393,7 +412,7 @@ class Repository:
             return snap
         readable, errors = self.scan_snapshots()
         for e in errors:
-            log.warning("skipping an unreadable snapshot: %s", e)
+            _log().warning("skipping an unreadable snapshot: %s", e)
 
         def matching(name: str | None) -> list[Snapshot]:
             return [
@@ -408,7 +427,7 @@ class Repository:
         for earlier in earlier_targets if not snaps and target is not None else ():
             snaps = matching(earlier)
             if snaps:
-                log.warning(
+                _log().warning(
                     "no snapshot of %s yet: using %s, recorded under its earlier name %r",
                     target,
                     snaps[-1].short_id,
@@ -477,8 +496,14 @@ def load_key_sets(storage: Storage, master: MasterKey) -> dict[bytes, KeySet]:
         assert wrong is not None
         raise wrong
     for problem in damaged:  # the others open the repository; check reports these
-        log.warning("ignoring key object: %s", problem)
+        _log().warning("ignoring key object: %s", problem)
     return keys
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
 
 
 def _exists(storage: Storage, name: str) -> bool:

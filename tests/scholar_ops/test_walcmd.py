@@ -307,5 +307,5 @@ def test_setup_hint_prints_the_postgresql_settings(tmp_path):
     )
     assert proc.returncode == 0
     assert "archive_mode = on" in proc.stdout
-    assert "--repository /srv/backup --key-file /etc/k push %p'" in proc.stdout
+    assert "--repository /srv/backup --key-file /etc/k --resident push %p'" in proc.stdout
     assert "fetch %f %p'" in proc.stdout

@@ -14,7 +14,6 @@ import hmac
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -123,7 +122,7 @@ class KeySet:
         doc: dict[str, object] = {
             "version": 1,
             "key_id": self.key_id.hex(),
-            "created": datetime.now(UTC).isoformat(),
+            "created": _now_iso(),
             "kdf": {
                 "name": "scrypt",
                 "salt": _b64(salt),
@@ -190,3 +189,9 @@ def _b64(b: bytes) -> str:
 
 def _unb64(s: str) -> bytes:
     return base64.b64decode(s, validate=True)
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime  # imported when a key set is wrapped, not to open one
+
+    return datetime.now(UTC).isoformat()

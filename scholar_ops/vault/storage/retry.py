@@ -8,11 +8,10 @@ followed by a sleep of ``uniform(0, min(max_delay, base_delay * 2**n))``.
 from __future__ import annotations
 
 import builtins
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from scholar_ops.vault.errors import ObjectNotFound, TransientStorageError
 from scholar_ops.vault.storage.base import (
@@ -23,7 +22,16 @@ from scholar_ops.vault.storage.base import (
     remove_partial,
 )
 
-log = logging.getLogger("scholar_ops.vault.storage")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    # logging is imported on the first retry: the WAL command pays for none on the way.
+    import logging
+
+    return logging.getLogger("scholar_ops.vault.storage")
+
 
 T = TypeVar("T")
 
@@ -79,7 +87,7 @@ class RetryingStorage:
                         f"{e} (gave up on {what} after {self.attempts} attempts)"
                     ) from e
                 delay = self.delay(n)
-                log.warning(
+                _log().warning(
                     "%s on %s failed (attempt %d of %d), retrying in %.2f s: %s",
                     what,
                     self.inner.location,
@@ -116,7 +124,7 @@ class RetryingStorage:
                 raise
             # An earlier attempt failed transiently but may have deleted the object
             # before the error: the object is gone, which is what delete asked for.
-            log.info(
+            _log().info(
                 "delete %s on %s: object gone after a failed attempt; treating as deleted",
                 name,
                 self.inner.location,

@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -93,6 +92,8 @@ def _save(path: Path, master: MasterKey, location: str, keys: dict[bytes, KeySet
     )
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import tempfile  # a cache miss only
+
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +80,10 @@ def record(
                 }
             op.setdefault("successes", 0)
             op.setdefault("failures", 0)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            # One writer at a time (the lock): a fixed temporary name is safe, and saves
+            # importing tempfile on every archived segment.
+            tmp = path.with_name(f".{path.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 with os.fdopen(fd, "w") as f:
                     json.dump(doc, f, indent=1)

@@ -24,14 +24,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import struct
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scholar_ops.vault.compress import Compressor, decompress
 from scholar_ops.vault.errors import (
@@ -41,7 +41,6 @@ from scholar_ops.vault.errors import (
     SourceError,
     VaultError,
 )
-from scholar_ops.vault.repository import Repository
 
 from .names import (
     WalKind,
@@ -56,6 +55,9 @@ from .names import (
     system_id_of_datadir,
     valid_segment_size,
 )
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.repository import Repository
 
 WAL_PREFIX = "wal/"
 CLUSTERS_PREFIX = "wal/clusters/"
@@ -271,12 +273,33 @@ def push_wal(repo: Repository, path: Path, *, system_id: int | None = None) -> P
     path = Path(path)
     wal = parse_wal_name(path.name)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # Mapped, not read: hashing and compressing read the page cache directly
+            # (a 16 MB copy less per segment).
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as e:
         raise SourceError(
             f"{wal.name}: cannot read {path}: {e.strerror}: archive_command must run in the data "
             "directory as its owner and pass %p"
         ) from None
+    data = memoryview(mapped) if mapped is not None else memoryview(b"")
+    try:
+        return _push_data(repo, wal, data, system_id, path, t0)
+    finally:
+        data.release()
+        if mapped is not None:
+            mapped.close()
+
+
+def _push_data(
+    repo: Repository,
+    wal: WalName,
+    data: memoryview,
+    system_id: int | None,
+    path: Path,
+    t0: float,
+) -> PushResult:
     segment_size: int | None = None
     if wal.kind in ("segment", "partial"):
         header = read_segment_header(data, wal)
@@ -323,7 +346,6 @@ def push_wal(repo: Repository, path: Path, *, system_id: int | None = None) -> P
         segment_size=segment_size,
     )
     sealed_meta = repo.seal(obj, meta.to_json())
-    del data
     blob = b"".join((_HEAD.pack(OBJECT_MAGIC, len(sealed_meta)), sealed_meta, sealed_body))
     del sealed_body
     repo.storage.put(obj, blob)
@@ -407,6 +429,8 @@ def list_wal(
         entries = _entries(repo, sysid)
         metas: list[WalMeta | None] = [None] * len(entries)
         if details and entries:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(8) as pool:
                 metas = list(pool.map(lambda e: read_meta(repo, e[1]), entries))
         for (wal, obj, stored_size), meta in zip(entries, metas, strict=True):
