@@ -1,11 +1,12 @@
 """scholar-ops-wal: PostgreSQL's archive_command and restore_command, into the backup store.
 
-    archive_command = 'scholar-ops-wal --repository /srv/backup --key-file /etc/scholar-ops/master.key push %p'
-    restore_command = 'scholar-ops-wal --repository /srv/backup --key-file /etc/scholar-ops/master.key fetch %f %p'
+    archive_command = 'scholar-ops-wal --repository /srv/backup --key-file /etc/scholar-ops/master.key --resident push %p'
+    restore_command = 'scholar-ops-wal --repository /srv/backup --key-file /etc/scholar-ops/master.key --resident fetch %f %p'
 
 PostgreSQL runs it once per 16 MB segment, as its own OS user, in the data directory: it
 starts fast (it imports neither Prefect nor Great Expectations nor chromadb nor the
-``scholar_ops.cli`` package) and reads its settings from flags, the environment or the
+``scholar_ops.cli`` package; with ``--resident``, a resident archiver started by the first
+call does the work and each call is little more than the interpreter: scholar_ops.walserver) and reads its settings from flags, the environment or the
 profile ``scholar-ops setup`` writes; ``scholar-ops-wal setup-hint`` prints the lines.
 
 Where the repository and the master key come from, first found wins:
@@ -109,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resident",
         action="store_true",
-        help="push through a resident archiver for these settings, started by the first push "
+        help="push and fetch through a resident archiver for these settings, started by the first call "
         "and gone after $SCHOLAR_OPS_WAL_IDLE_SECONDS (600) idle: saves the start-up per segment",
     )
     p.add_argument(
@@ -321,17 +322,20 @@ def _push(args: argparse.Namespace, storage: Storage | None = None) -> int:
     return EXIT_OK
 
 
-def _fetch(args: argparse.Namespace) -> int:
+def _fetch(args: argparse.Namespace, storage: Storage | None = None) -> int:
     from scholar_ops.sources.postgres.wal.store import fetch_wal
 
-    repo = _open(args)
+    repo = _open(args, storage)
     if fetch_wal(repo, args.name, args.dest, system_id=args.system_id):
         return EXIT_OK
-    _say(
+    raise _NotArchived(
         f"fetch {args.name}: not in the archive at {repo.location} (normal when recovery reaches "
         "the end of the archived WAL)"
     )
-    return EXIT_NOT_ARCHIVED
+
+
+class _NotArchived(Exception):
+    """fetch: no such file in the archive (exit 10; neither a success nor a failure)."""
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -389,7 +393,7 @@ def _setup_hint(args: argparse.Namespace) -> int:
     print(f"archive_command = '{base} --resident push %p'")
     print(f"archive_timeout = '{args.archive_timeout}'")
     print("# recovery (PITR restores write this for you):")
-    print(f"restore_command = '{base} fetch %f %p'")
+    print(f"restore_command = '{base} --resident fetch %f %p'")
     print(
         "# PostgreSQL runs these as its OS user: it must be able to run the interpreter "
         f"({sys.executable}), read the key file and the repository's keys/ and config, and "
@@ -444,7 +448,7 @@ def _execute(args: argparse.Namespace, storage: Storage | None = None) -> tuple[
     command: str = args.command
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "push": lambda a: _push(a, storage),
-        "fetch": _fetch,
+        "fetch": lambda a: _fetch(a, storage),
         "status": _status,
         "setup-hint": _setup_hint,
         "stop-resident": _stop_resident,
@@ -452,6 +456,8 @@ def _execute(args: argparse.Namespace, storage: Storage | None = None) -> tuple[
     name = os.path.basename(args.path) if command == "push" else getattr(args, "name", "")
     try:
         code = handlers[command](args)
+    except _NotArchived as e:
+        return EXIT_NOT_ARCHIVED, str(e)
     except Exception as e:
         code, line = _failure(command, e)
         message = f"{command} {name}: {line}" if name else f"{command}: {line}"
@@ -472,14 +478,15 @@ def parse_options(options: list[str]) -> argparse.Namespace:
     return _parser().parse_args([*options, "status"])
 
 
-def push_once(args: argparse.Namespace, storage: Storage | None) -> tuple[int, str, Storage | None]:
-    """One push for the resident archiver: (exit code, line, the storage to reuse)."""
+def run_resident(
+    args: argparse.Namespace, storage: Storage | None
+) -> tuple[int, str, Storage | None]:
+    """One push or fetch for the resident archiver: (exit code, line, the storage to reuse)."""
     if storage is None:
         try:
             storage = open_storage_at(_settings(args)[0])
         except Exception:
-            storage = None  # the push reports why
-    args.command = "push"
+            storage = None  # the command reports why
     code, line = _execute(args, storage)
     return code, line, storage
 
@@ -489,12 +496,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _quick_args(argv) or _parser().parse_args(argv)
     if not hasattr(args, "options"):
         args.options = None  # unusual spellings (abbreviations): no resident archiver
-    resident = args.command == "push" and args.resident and getattr(args, "options", None)
+    resident = args.command in ("push", "fetch") and args.resident and args.options
     try:
         if resident:
             from scholar_ops import walserver
 
-            answer = walserver.push(args.options, str(args.path))
+            if args.command == "push":
+                answer = walserver.push(args.options, str(args.path))
+            else:
+                answer = walserver.fetch(args.options, args.name, str(args.dest))
             if answer is not None:
                 if answer[1]:
                     _say(answer[1])
@@ -505,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     if line:
         _say(line)
     if resident and (why := walserver.start(args.options)):
-        _say(f"push: the resident archiver did not start ({why}); pushing in-process")
+        _say(f"{args.command}: the resident archiver did not start ({why}); working in-process")
     return code
 
 

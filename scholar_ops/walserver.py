@@ -1,4 +1,4 @@
-"""The resident WAL archiver behind ``scholar-ops-wal --resident ... push %p``.
+"""The resident WAL archiver behind ``scholar-ops-wal --resident ... push %p`` (and fetch).
 
 PostgreSQL runs archive_command once per 16 MB segment. A process that imports the store,
 cryptography and zstandard spends about 70 ms before it reads the first byte, more than the
@@ -10,6 +10,7 @@ over a Unix socket and waits for its answer, so a segment costs the interpreter'
 - The server is the same command, settings and code: it runs ``scholar_ops.walcmd``'s own
   push (the same checks, status file and exit codes) and answers only once the segment is
   durably stored. The answer is the exit code and the one line the command would print.
+  restore_command's ``fetch %f %p`` goes through it the same way.
 - It listens in a directory only its OS user can enter (``$SCHOLAR_OPS_WAL_RUNTIME_DIR``,
   else ``$XDG_RUNTIME_DIR/scholar-ops-wal``, else ``/tmp/scholar-ops-wal-<uid>``; mode 0700,
   owned by the user, checked on every call) and serves only that user (SO_PEERCRED).
@@ -150,9 +151,19 @@ def _request(path: str, fp: str, verb: str, arg: str, timeout: float) -> tuple[i
 def push(options: list[str], path: str) -> tuple[int, str] | None:
     """(exit code, line) of ``path`` pushed by the server for ``options``; None when there
     is no usable server (the caller pushes, then calls ``start``)."""
+    return _ask(options, "push", os.path.abspath(path))
+
+
+def fetch(options: list[str], name: str, dest: str) -> tuple[int, str] | None:
+    """(exit code, line) of WAL file ``name`` fetched into ``dest`` by the server; None
+    when there is no usable server."""
+    return _ask(options, "fetch", name + "\0" + os.path.abspath(dest))
+
+
+def _ask(options: list[str], verb: str, arg: str) -> tuple[int, str] | None:
     try:
         fp = fingerprint(options)
-        return _request(socket_path(fp), fp, "push", os.path.abspath(path), REPLY_TIMEOUT)
+        return _request(socket_path(fp), fp, verb, arg, REPLY_TIMEOUT)
     except _Unavailable:
         return None
 
@@ -275,9 +286,19 @@ def serve(sock: str, fp: str, options: list[str], idle: float | None = None) -> 
                     conn.sendall(b"0\tstopped\n")
                     say("stopped on request")
                     return 0
-                args.path = os.fsdecode(arg)
-                code, line, storage = walcmd.push_once(args, storage)
-                say(f"push {args.path}: exit {code}{' ' + line if line else ''}")
+                if verb == b"push":
+                    args.path = os.fsdecode(arg)
+                    what = args.path
+                elif verb == b"fetch" and arg.count(b"\0") == 1:
+                    name, dest = arg.split(b"\0")
+                    args.name, args.dest = os.fsdecode(name), os.fsdecode(dest)
+                    what = f"{args.name} to {args.dest}"
+                else:
+                    conn.sendall(b"2\tthe resident archiver does not know this request\n")
+                    continue
+                args.command = verb.decode()
+                code, line, storage = walcmd.run_resident(args, storage)
+                say(f"{args.command} {what}: exit {code}{' ' + line if line else ''}")
                 with contextlib.suppress(OSError):
                     conn.sendall(f"{code}\t{line}\n".encode())
     finally:

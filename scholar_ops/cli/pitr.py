@@ -60,7 +60,7 @@ def _restore_command(args: argparse.Namespace) -> str:
     if profile is None or not profile.local_path or not profile.master_key_file:
         raise ConfigError(
             f"no local repository path and key file recorded for {args.repository!r}: pass "
-            "--restore-command 'scholar-ops-wal --repository DIR --key-file FILE fetch %f %p' "
+            "--restore-command 'scholar-ops-wal --repository DIR --key-file FILE --resident fetch %f %p' "
             "(run by the server's OS user)"
         )
     wal_cmd = shutil.which("scholar-ops-wal")

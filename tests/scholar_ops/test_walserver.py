@@ -5,6 +5,7 @@ anything wrong with it falls back to pushing in the calling process."""
 from __future__ import annotations
 
 import _socket
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from scholar_ops.sources.postgres.wal.store import fetch_wal
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.storage.local import LocalStorage
-from scholar_ops.walcmd import EXIT_CONFLICT, EXIT_OK
+from scholar_ops.walcmd import EXIT_CONFLICT, EXIT_NOT_ARCHIVED, EXIT_OK
 from tests.scholar_ops.sources.postgres.walfake import FakeCluster
 
 KEY = "walserver-test-master-key-0123456789"
@@ -33,10 +34,8 @@ def env(tmp_path):
     runtime = tmp_path / "rt"
     yield FakeCluster(tmp_path / "data", SYSID), tmp_path, runtime
     for pid_file in runtime.glob("*.pid") if runtime.exists() else ():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def _wal(
@@ -220,3 +219,21 @@ def test_a_push_through_it_loads_nothing_heavy(env):
     )
     assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
     assert f"push {seg}: exit 0" in _log(runtime)
+
+
+def test_fetch_goes_through_it_with_the_commands_exit_codes(env):
+    pg, tmp, runtime = env
+    seg = pg.segment(1, 14)
+    assert _wal(tmp, "push", str(seg)).returncode == EXIT_OK
+    assert _wait(lambda: len(_servers(runtime)) == 1)
+    restored = FakeCluster(tmp / "restored", SYSID)
+    proc = _wal(tmp, "fetch", seg.name, "pg_wal/RECOVERYXLOG", cwd=restored.datadir)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert (restored.datadir / "pg_wal" / "RECOVERYXLOG").read_bytes() == seg.read_bytes()
+    missing = "0000000100000000000000FF"
+    proc = _wal(tmp, "fetch", missing, "pg_wal/RECOVERYXLOG", cwd=restored.datadir)
+    assert proc.returncode == EXIT_NOT_ARCHIVED
+    assert missing in proc.stderr and "not in the archive" in proc.stderr
+    log = _log(runtime)
+    assert f"fetch {seg.name} to {restored.datadir}/pg_wal/RECOVERYXLOG: exit 0" in log
+    assert f"fetch {missing} to" in log and "exit 10" in log

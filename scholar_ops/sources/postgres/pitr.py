@@ -742,19 +742,24 @@ def restore_command_for(
     *,
     python: str | None = None,
     pythonpath: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """The ``restore_command`` that fetches from this repository's WAL archive:
-    ``[env PYTHONPATH=...] PYTHON -m scholar_ops.walcmd --repository R --key-file K fetch %f %p``.
+    ``env SCHOLAR_OPS_WAL_IDLE_SECONDS=60 [PYTHONPATH=...] PYTHON -m scholar_ops.walcmd
+    --repository R --key-file K --resident fetch %f %p``: through a resident archiver
+    (scholar_ops.walserver), gone a minute after recovery's last fetch.
 
     It runs as the server's OS user: ``python`` (default: this interpreter), the
     repository and the key file must be readable by it (README, point-in-time recovery).
+    ``env``: more variables for it (e.g. SCHOLAR_OPS_WAL_RUNTIME_DIR).
     """
     import shlex
     import sys
 
     argv = [python or sys.executable, "-m", "scholar_ops.walcmd"]
-    argv += ["--repository", str(repository), "--key-file", str(key_file)]
-    cmd = " ".join(shlex.quote(a) for a in argv) + " fetch %f %p"
+    argv += ["--repository", str(repository), "--key-file", str(key_file), "--resident"]
+    variables = {"SCHOLAR_OPS_WAL_IDLE_SECONDS": "60", **(env or {})}
     if pythonpath:
-        cmd = f"env PYTHONPATH={shlex.quote(pythonpath)} {cmd}"
-    return cmd
+        variables["PYTHONPATH"] = pythonpath
+    assigns = [f"{k}={v}" for k, v in variables.items()]
+    return " ".join(shlex.quote(a) for a in ["env", *assigns, *argv]) + " fetch %f %p"

@@ -11,8 +11,10 @@ PYTHONPATH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import sysconfig
 import time
@@ -71,6 +73,7 @@ class Archiving:
             self.key_file,
             python=self.python,
             pythonpath=self.pythonpath,
+            env=_resident_env(self.root),
         )
 
     def connect(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
@@ -127,8 +130,11 @@ def archiving_cluster(tmp: Path) -> Iterator[Archiving]:
         _give_to_server_user(repo_dir)
         _give_to_server_user(key_file)
         python, pythonpath = _python_for_server()
+        runtime = root / "walrt"  # the resident archivers' sockets: stopped at the end
+        runtime.mkdir(mode=0o700)
+        _give_to_server_user(runtime)
         push = restore_command_for(
-            repo_dir, key_file, python=python, pythonpath=pythonpath
+            repo_dir, key_file, python=python, pythonpath=pythonpath, env=_resident_env(root)
         ).replace(" fetch %f %p", " push %p")
         settings = {
             "wal_level": "replica",
@@ -139,4 +145,11 @@ def archiving_cluster(tmp: Path) -> Iterator[Archiving]:
         with throwaway_cluster(root / "cluster", settings=settings) as server:
             yield Archiving(server, root, repo, repo_dir, key_file, python, pythonpath)
     finally:
+        for pid_file in (root / "walrt").glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _resident_env(root: Path) -> dict[str, str]:
+    return {"SCHOLAR_OPS_WAL_RUNTIME_DIR": str(root / "walrt")}
