@@ -16,7 +16,8 @@ RUN apt-get update \
        chromium \
     && rm -rf /var/lib/apt/lists/*
 
-RUN pip install --no-cache-dir uv
+# uv pinned (hadolint DL3013): the image builds the same way until this line changes
+RUN pip install --no-cache-dir uv==0.13.9
 
 ENV SCHOLAR_OPS_HOME=/opt/scholar-ops \
     UV_COMPILE_BYTECODE=1 \
@@ -38,9 +39,15 @@ COPY deployments.yaml automations.yaml ./
 RUN uv sync --locked --no-dev
 
 ENV PATH=/opt/scholar-ops/.venv/bin:$PATH
-# a named volume on /var/lib/scholar-ops/repository takes this directory's owner
-RUN useradd --system --uid 10001 --home-dir /var/lib/scholar-ops --create-home scholar-ops \
+# a named volume on /var/lib/scholar-ops/repository takes this directory's owner. USER is
+# numeric (hadolint DL3066): Kubernetes' runAsNonRoot can only check a number.
+RUN groupadd --system --gid 10001 scholar-ops \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/scholar-ops --create-home \
+       scholar-ops \
     && install -d -o scholar-ops -g scholar-ops /var/lib/scholar-ops/repository
-USER scholar-ops
+USER 10001:10001
 
+# Prefect's process worker is stopped with SIGINT (it was seen ignoring SIGTERM): `docker
+# stop` sends this. The health service stops gracefully on either.
+STOPSIGNAL SIGINT
 CMD ["prefect", "worker", "start", "--pool", "scholar-ops", "--type", "process"]

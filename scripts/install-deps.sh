@@ -80,6 +80,8 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v prometheus-pushgateway >/dev/null 2>&1 || pkgs+=(prometheus-pushgateway)
 command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
     || pkgs+=(prometheus-alertmanager)
+# docker/ is checked by Docker Compose and hadolint from the dev dependencies (uv sync), not by
+# Debian's docker-compose 1.29.2, which rejects Compose Specification files.
 # Functionality testing: the UI suite drives Debian's Chromium through Playwright (no
 # browser download: playwright is told executable_path=/usr/bin/chromium); the
 # performance benchmark measures the load generator beside wrk on the same endpoint.
