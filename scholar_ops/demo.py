@@ -115,7 +115,7 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
     from scholar_ops.testbed.pushgateway import throwaway_pushgateway
     from scholar_ops.testbed.sample import aischolar, appdata
     from scholar_ops.testbed.sample.fingerprint import database_fingerprint
-    from scholar_ops.vault.summary import human_bytes
+    from scholar_ops.vault.summary import human_bytes, human_elapsed
 
     chroma_dir, uploads = data_dir / "chroma", data_dir / "uploads"
     with ExitStack() as stack:
@@ -322,12 +322,11 @@ def run(data_dir: Path, documents: int, scale: float = 1.0) -> bool:
         print(
             f"database       {human_bytes(db_size)} on disk, {human_bytes(fb.size_bytes)} of dump data"
         )
-        print(f"full backup    stored {human_bytes(fb.stored_bytes)} in {fb.duration_s} s "
-              f"({fb.throughput_mb_s} MB/s)")  # fmt: skip
+        print(f"full backup    stored {human_bytes(fb.stored_bytes)} in {fb.timing()}")
         print(f"incremental    stored {human_bytes(ib.stored_bytes)} after a day of churn "
               f"({ratio:.1%} of the full backup)")  # fmt: skip
         print(
-            f"restore        {restored.duration_s} s, identical to the source: {identical['postgres']}"
+            f"restore        {human_elapsed(restored.duration_s)}, identical to the source: {identical['postgres']}"
         )
         print()
         print(f"{'component':<10} {'holds (after the churn)':<44} {'full: stored':>13} "
@@ -540,7 +539,7 @@ def _print_backup(r: BackupSummary, human: Callable[[float], str]) -> None:
     print(
         f"{r.component + '/' + r.target:<26} snapshot {r.short_id}: {r.items}, "
         f"{human(r.size_bytes)} {data}, {human(r.new_bytes)} new, "
-        f"{human(r.stored_bytes)} stored, {r.duration_s} s ({r.throughput_mb_s} MB/s)"
+        f"{human(r.stored_bytes)} stored in {r.timing()}"
     )
 
 

@@ -11,12 +11,14 @@ from blocks.targets import load_block
 from scholar_ops.sources.chroma.conninfo import ChromaSource
 from scholar_ops.sources.chroma.restore import Existing, restore_chroma, restore_chroma_physical
 from scholar_ops.vault.errors import ConfigError
-from scholar_ops.vault.summary import RestoreSummary
-from tasks.common import RESTORE_TASK_OPTIONS, load_repository
+from scholar_ops.vault.summary import RestoreSummary, plural
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository, restore_run_name
 
 
 @task(
-    name="restore-chroma-target", task_run_name="restore chroma {snapshot}", **RESTORE_TASK_OPTIONS
+    name="restore-chroma-target",
+    task_run_name=restore_run_name("chroma"),
+    **RESTORE_TASK_OPTIONS,
 )
 def restore_chroma_target(
     repository: str,
@@ -71,7 +73,9 @@ def restore_chroma_target(
     figures = asdict(result)
     for key in ("destination", "snapshot_id", "duration_s", "mismatches", "warnings"):
         figures.pop(key, None)
-    restored = f"{len(result.collections)} collections, {result.records} records"
+    restored = (
+        f"{plural(len(result.collections), 'collection')}, {plural(result.records, 'record')}"
+    )
     restored += "".join(f", {len(v)} {k}" for k, v in (("skipped", result.skipped),
                                                         ("replaced", result.replaced)) if v)  # fmt: skip
     if not result.ok:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import psycopg
-from prefect.tasks import exponential_backoff
+from prefect.tasks import TaskRunNameCallbackWithParameters, exponential_backoff
 
 from blocks.repository import BackupRepository
 from scholar_ops.monitoring.push import PushError
@@ -47,6 +47,36 @@ RESTORE_TASK_OPTIONS: dict[str, Any] = {
     "retry_delay_seconds": exponential_backoff(backoff_factor=10),
     "retry_condition_fn": retry_if_transient,
 }
+
+
+# Task run names, one pattern for every component: "<verb> <component> <what>", as in
+# "backup postgres aischolar-postgres", "drill redis aischolar-redis",
+# "restore chroma latest into /srv/chroma-restored".
+BACKUP_RUN_NAME = "backup {component} {target}"
+DRILL_RUN_NAME = "drill {component} {target}"
+
+#: The parameters of each component's restore task that say where it restores to (the first
+#: one given is named).
+RESTORE_DESTINATIONS: dict[str, tuple[str, ...]] = {
+    "postgres": ("database",),
+    "redis": ("target", "rdb_dir"),
+    "chroma": ("target", "directory"),
+    "files": ("destination",),
+}
+
+
+def restore_run_name(component: str) -> TaskRunNameCallbackWithParameters:
+    """The task_run_name of a component's restore task: "restore <component> <snapshot> into
+    <destination>" (Prefect calls it with the task's parameters)."""
+    keys = RESTORE_DESTINATIONS[component]
+
+    def restore_task_run_name(parameters: dict[str, Any]) -> str:
+        where = next((str(parameters[k]) for k in keys if parameters.get(k)), None)
+        name = f"restore {component} {parameters.get('snapshot') or 'latest'}"
+        return f"{name} into {where}" if where else name
+
+    # A plain function fits: Prefect passes ``parameters`` to a callable that takes it.
+    return cast(TaskRunNameCallbackWithParameters, restore_task_run_name)
 
 
 def load_repository(name: str) -> BackupRepository:

@@ -7,13 +7,13 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 
 from scholar_ops.sources.files.restore import restore_files
-from scholar_ops.vault.summary import RestoreSummary, human_bytes
-from tasks.common import RESTORE_TASK_OPTIONS, load_repository
+from scholar_ops.vault.summary import RestoreSummary, human_bytes, plural
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository, restore_run_name
 
 
 @task(
     name="restore-files-target",
-    task_run_name="restore files {snapshot} into {destination}",
+    task_run_name=restore_run_name("files"),
     **RESTORE_TASK_OPTIONS,
 )
 def restore_files_target(
@@ -46,8 +46,8 @@ def restore_files_target(
         component="files",
         snapshot_id=snap.backup_id,
         destination=result.dest,
-        restored=f"{result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
-        f"{human_bytes(result.bytes)}",
+        restored=f"{plural(result.files, 'file')}, {plural(result.dirs, 'dir')}, "
+        f"{plural(result.symlinks, 'symlink')}, {human_bytes(result.bytes)}",
         verified="every file's sha256 checked",
         duration_s=result.duration_s,
         figures=figures,

@@ -11,13 +11,13 @@ from blocks.postgres import PostgresTarget
 from blocks.targets import load_block
 from scholar_ops.sources.postgres.restore import RestoreOptions, restore_database
 from scholar_ops.sources.postgres.roles import RolesMode
-from scholar_ops.vault.summary import RestoreSummary
-from tasks.common import RESTORE_TASK_OPTIONS, load_repository
+from scholar_ops.vault.summary import RestoreSummary, plural
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository, restore_run_name
 
 
 @task(
     name="restore-postgres-target",
-    task_run_name="restore postgres {snapshot} into {database}",
+    task_run_name=restore_run_name("postgres"),
     **RESTORE_TASK_OPTIONS,
 )
 def restore_postgres_target(
@@ -78,8 +78,8 @@ def restore_postgres_target(
         component="postgres",
         snapshot_id=snap.backup_id,
         destination=result.database,
-        restored=f"{result.tables} tables, {result.rows} rows"
-        + (f", {result.large_objects} large objects" if result.large_objects else "")
+        restored=f"{plural(result.tables, 'table')}, {plural(result.rows, 'row')}"
+        + (f", {plural(result.large_objects, 'large object')}" if result.large_objects else "")
         + (f", roles created: {', '.join(result.roles_created)}" if result.roles_created else ""),
         verified="row counts"
         + (", large objects (size and MD5)" if result.large_objects else "")

@@ -17,11 +17,15 @@ from scholar_ops.sources.redis.restore import (
     verify_redis_rdb,
 )
 from scholar_ops.vault.errors import ConfigError
-from scholar_ops.vault.summary import RestoreSummary, human_bytes
-from tasks.common import RESTORE_TASK_OPTIONS, load_repository
+from scholar_ops.vault.summary import RestoreSummary, human_bytes, plural
+from tasks.common import RESTORE_TASK_OPTIONS, load_repository, restore_run_name
 
 
-@task(name="restore-redis-target", task_run_name="restore redis {snapshot}", **RESTORE_TASK_OPTIONS)
+@task(
+    name="restore-redis-target",
+    task_run_name=restore_run_name("redis"),
+    **RESTORE_TASK_OPTIONS,
+)
 def restore_redis_target(
     repository: str,
     snapshot: str = "latest",
@@ -60,7 +64,7 @@ def restore_redis_target(
         figures = asdict(result)
         for key in ("target", "snapshot_id", "duration_s", "mismatches", "warnings"):
             figures.pop(key, None)
-        restored = f"{result.restored} keys in {len(result.dbs)} databases"
+        restored = f"{plural(result.restored, 'key')} in {plural(len(result.dbs), 'database')}"
         if skipped := sum(result.skipped.values()):
             restored += f", {skipped} existing keys kept"
         if result.expired:
@@ -89,7 +93,7 @@ def restore_redis_target(
             component="redis",
             snapshot_id=snap.backup_id,
             destination=str(path),
-            restored=f"{keys} keys, {human_bytes(path.stat().st_size)}",
+            restored=f"{plural(keys, 'key')}, {human_bytes(path.stat().st_size)}",
             verified="verified with a throwaway server",
             duration_s=round(time.monotonic() - started, 3),
             figures={"keys": keys, "bytes": path.stat().st_size},

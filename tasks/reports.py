@@ -12,33 +12,70 @@ from scholar_ops.functest.models import ComprehensiveTestReport
 from scholar_ops.functest.report import slowest
 from scholar_ops.sources.drill import DrillOutcome
 from scholar_ops.vault.checker import CheckReport
-from scholar_ops.vault.summary import BackupSummary, RestoreSummary, human_bytes, human_duration
+from scholar_ops.vault.summary import (
+    BackupSummary,
+    RestoreSummary,
+    human_bytes,
+    human_duration,
+    human_elapsed,
+    plural,
+)
+
+#: Longest error shown in a report's summary at the top (the run's logs have it whole).
+ERROR_CHARS = 400
+
+
+def _one_line(text: str, limit: int = ERROR_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def backup_markdown(results: Iterable[BackupSummary], failures: Mapping[str, str]) -> str:
+    """The backup run's report, narrow enough for the Prefect UI: what failed first (the
+    error of each failed target), then what was backed up, then sizes and times; no table
+    wider than five columns."""
     results = list(results)
-    lines = ["# Backup report", ""]
+    total = len(results) + len(failures)
+    verdict = (
+        f"FAILED: {len(failures)} of {plural(total, 'target')}"
+        if failures
+        else f"{plural(len(results), 'target')} backed up"
+    )
+    lines = [f"# Backup report: {verdict}", ""]
     if failures:
-        lines += ["## Failed", ""]
-        lines += [f"- **{name}**: {msg}" for name, msg in failures.items()]
+        lines += [f"- **{name}**: {_one_line(msg)}" for name, msg in failures.items()]
         lines.append("")
     if results:
         lines += [
-            "| target | type | snapshot | holds | size | new | stored | dedup | duration | throughput |",
-            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "## Backed up",
+            "",
+            "| target | type | snapshot | holds |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r.component}/{r.target} | {r.backup_type} | `{r.short_id}` | {_cell(r.items)} |"
+            for r in results
+        ]
+        lines += [
+            "",
+            "## Sizes and times",
+            "",
+            "| target | read | new | stored | took |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
         for r in results:
-            dedup = f"{r.dedup_ratio}x" if r.dedup_ratio else "-"
+            stored_cell = human_bytes(r.stored_bytes) + (f" (dedup {r.dedup})" if r.dedup else "")
             lines.append(
-                f"| {r.component}/{r.target} | {r.backup_type} | `{r.short_id}` "
-                f"| {r.items} | {human_bytes(r.size_bytes)} | {human_bytes(r.new_bytes)} "
-                f"| {human_bytes(r.stored_bytes)} | {dedup} | {r.duration_s} s "
-                f"| {r.throughput_mb_s} MB/s |"
+                f"| {r.component}/{r.target} | {human_bytes(r.size_bytes)} "
+                f"| {human_bytes(r.new_bytes)} | {stored_cell} | {r.timing()} |"
             )
-    total = sum(r.size_bytes for r in results)
+        lines.append("")
+    size = sum(r.size_bytes for r in results)
     stored = sum(r.stored_bytes for r in results)
-    lines += ["", f"{len(results)} succeeded, {len(failures)} failed; {human_bytes(total)} backed up, "
-              f"{human_bytes(stored)} stored."]  # fmt: skip
+    lines.append(
+        f"{len(results)} succeeded, {len(failures)} failed; {human_bytes(size)} backed up, "
+        f"{human_bytes(stored)} stored."
+    )
     return "\n".join(lines)
 
 
@@ -47,7 +84,7 @@ def restore_markdown(result: RestoreSummary) -> str:
         "# Restore report",
         "",
         f"{result.component} snapshot `{result.short_id}` into **{result.destination}**: "
-        f"{result.restored} in {result.duration_s} s; {result.verified}.",
+        f"{result.restored} in {human_elapsed(result.duration_s)}; {result.verified}.",
         "",
         "| figure | value |",
         "| --- | --- |",
@@ -68,13 +105,13 @@ def _short(value: Any) -> Any:
 
 
 def check_markdown(report: CheckReport) -> str:
-    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    verdict = "OK" if report.ok else plural(len(report.problems), "problem")
     lines = [
         "# Repository check",
         "",
-        f"**{verdict}**: {report.snapshots} snapshots, {report.packs} packs; "
-        f"{report.packs_read} packs ({human_bytes(report.bytes_read)}) and "
-        f"{report.chunks_read} chunks read back.",
+        f"**{verdict}**: {plural(report.snapshots, 'snapshot')}, {plural(report.packs, 'pack')}; "
+        f"{plural(report.packs_read, 'pack')} ({human_bytes(report.bytes_read)}) and "
+        f"{plural(report.chunks_read, 'chunk')} read back.",
     ]
     if report.problems:
         lines += ["", *[f"- {p}" for p in report.problems]]
@@ -84,12 +121,27 @@ def check_markdown(report: CheckReport) -> str:
 
 
 def drill_markdown(outcomes: Iterable[DrillOutcome]) -> str:
-    """The restore drill report: one row per target, then what differed or failed."""
+    """The restore drill report: what differed or failed first, then one row per target."""
     outcomes = list(outcomes)
-    lines = [
-        "# Restore drill report",
-        "",
-        "| target | result | snapshot | age | duration |",
+    failed = [o for o in outcomes if not o.ok]
+    verdict = (
+        f"FAILED: {len(failed)} of {plural(len(outcomes), 'target')}"
+        if failed
+        else f"{plural(len(outcomes), 'target')} verified"
+    )
+    lines = [f"# Restore drill report: {verdict}", ""]
+    for o in failed:
+        name = f"{o.component}/{o.target}"
+        block = f" (block {o.block})" if o.block != o.target else ""
+        if o.error is not None:
+            lines.append(f"- **{name}**{block}: {o.reason}: {_one_line(o.error)}")
+        else:
+            lines.append(f"- **{name}**{block}: the restored data differs from the snapshot:")
+            lines += [f"  - {m}" for m in (o.result.mismatches if o.result else [])]
+    if failed:
+        lines.append("")
+    lines += [
+        "| target | result | snapshot | age | took |",
         "| --- | --- | --- | ---: | ---: |",
     ]
     for o in outcomes:
@@ -101,19 +153,8 @@ def drill_markdown(outcomes: Iterable[DrillOutcome]) -> str:
         result = "ok" if o.ok else "**MISMATCH**"
         lines.append(
             f"| {name} | {result} | `{r.short_id}` | {human_duration(r.snapshot_age_s)} "
-            f"| {r.duration_s} s |"
+            f"| {human_elapsed(r.duration_s)} |"
         )
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        lines += ["", "## Failed", ""]
-        for o in failed:
-            name = f"{o.component}/{o.target}"
-            block = f" (block {o.block})" if o.block != o.target else ""
-            if o.error is not None:
-                lines.append(f"- **{name}**{block}: {o.reason}: {o.error}")
-            else:
-                lines.append(f"- **{name}**{block}: the restored data differs from the snapshot:")
-                lines += [f"  - {m}" for m in (o.result.mismatches if o.result else [])]
     checked = [(o, c) for o in outcomes if o.result is not None for c in o.result.checked]
     if checked:
         lines += ["", "## Checked", ""]

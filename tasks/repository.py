@@ -61,7 +61,7 @@ def list_snapshots(
     return rows
 
 
-@task(name="check-repository", **_RETRY)
+@task(name="check-repository", task_run_name="check repository {repository}", **_RETRY)
 def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
     logger = get_run_logger()
     repo = load_repository(repository).open()
@@ -81,7 +81,7 @@ def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
     return report
 
 
-@task(name="prune-snapshots", **_RETRY)
+@task(name="prune-snapshots", task_run_name="prune repository {repository}", **_RETRY)
 def prune_snapshots(repository: str, policy: RetentionPolicy, dry_run: bool = False) -> PruneReport:
     """Forget the snapshots ``policy`` does not keep, then delete the data none needs."""
     repo = load_repository(repository).open()

@@ -16,11 +16,17 @@ from scholar_ops.sources.drill import DrillResult
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.snapshot import BackupType, Snapshot
 from scholar_ops.vault.summary import BackupSummary, human_bytes
-from tasks.common import BACKUP_TASK_OPTIONS, RESTORE_TASK_OPTIONS, load_repository
+from tasks.common import (
+    BACKUP_RUN_NAME,
+    BACKUP_TASK_OPTIONS,
+    DRILL_RUN_NAME,
+    RESTORE_TASK_OPTIONS,
+    load_repository,
+)
 from tasks.progress import reported_progress
 
 
-@task(name="backup-target", task_run_name="backup {component} {target}", **BACKUP_TASK_OPTIONS)
+@task(name="backup-target", task_run_name=BACKUP_RUN_NAME, **BACKUP_TASK_OPTIONS)
 def backup_target(
     repository: str,
     component: str,
@@ -49,13 +55,13 @@ def backup_target(
         logger.warning("%s/%s: %s", component, name, problem)
     summary = BackupSummary.of(snap)
     logger.info(
-        "snapshot %s (%s): %s read, %s new, %s stored in %.1f s",
+        "snapshot %s (%s): %s read, %s new, %s stored in %s",
         summary.short_id,
         summary.items,
         human_bytes(summary.size_bytes),
         human_bytes(summary.new_bytes),
         human_bytes(summary.stored_bytes),
-        summary.duration_s,
+        summary.timing(),
     )
     return summary
 
@@ -72,7 +78,7 @@ def latest_of(repo: Repository, block: TargetBlock) -> Snapshot:
 
 @task(
     name="drill-target",
-    task_run_name="drill {component} {target}",
+    task_run_name=DRILL_RUN_NAME,
     **{**RESTORE_TASK_OPTIONS, "cache_policy": NO_CACHE},
 )
 def drill_target(

@@ -51,3 +51,36 @@ def test_one_name_per_flow():
         flow = getattr(module, func)
         assert Path(path).stem == func, dep["entrypoint"]
         assert flow.name == func.replace("_", "-") == dep["name"], dep["entrypoint"]
+
+
+def test_pull_step_is_ours_and_needs_no_variable():
+    """The pull step is importable by its dotted name, takes the inputs given here and sets
+    the working directory to this checkout without SCHOLAR_OPS_HOME (tests/scholar_ops/
+    test_project.py runs it through Prefect from another directory)."""
+    from prefect.utilities.importtools import import_object
+
+    pull = yaml.safe_load((ROOT / "deployments.yaml").read_text())["pull"]
+    assert len(pull) == 1
+    [(name, inputs)] = pull[0].items()
+    step = import_object(name)
+    assert set(inputs) <= set(inspect.signature(step).parameters)
+    assert "$" not in str(inputs)  # no environment variable the worker must carry
+
+
+RESTORE_PLACES = {
+    "restore-postgres": "database",
+    "restore-redis": "rdb_dir",
+    "restore-chroma": "directory",
+    "restore-files": "destination",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESTORE_PLACES))
+def test_restore_deployments_name_no_fixed_place(name):
+    """A fixed default destination works once, then fails with TargetNotEmpty: the restore
+    flows make a new place per run when none is given."""
+    dep = next(d for d in DEPLOYMENTS if d["name"] == name)
+    assert RESTORE_PLACES[name] not in dep.get("parameters", {})
+    path, func = dep["entrypoint"].split(":")
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), func)
+    assert inspect.signature(flow.fn).parameters[RESTORE_PLACES[name]].default is None

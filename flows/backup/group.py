@@ -95,6 +95,10 @@ def back_up_group(
         push_backup_status_safely(
             monitoring, [], dict.fromkeys(keys, message), dict.fromkeys(keys, failure_reason(e))
         )
+        try:  # the run's report says why, at its top, like any other failure
+            publish_backup_report([], dict.fromkeys(keys, message))
+        except Exception as report_error:
+            logger.warning("the backup report was not published: %s", report_error)
         raise
     logger.info(
         "%s backup into %s, group %s: %s", backup_type, location, group[:8], ", ".join(keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from blocks.names import DEFAULT_REPOSITORY_BLOCK
+from flows.backup.destinations import DEFAULT_RESTORE_ROOT, restore_directory
 from scholar_ops.sources.chroma.restore import Existing
 from scholar_ops.vault.summary import RestoreSummary
 from tasks.artifacts import publish_restore_report
@@ -20,10 +21,14 @@ def restore_chroma(
     source_target: str | None = None,
     collections: list[str] | None = None,
     existing: Existing = "fail",
+    restore_root: str = DEFAULT_RESTORE_ROOT,
 ) -> RestoreSummary:
     """Restore a Chroma snapshot into the store of the ``target`` block or a new embedded
     ``directory`` (``existing`` collections: fail, replace or skip); then compare record
-    counts and nearest neighbours with the source."""
+    counts and nearest neighbours with the source. With neither: a new directory for this
+    run, ``<restore_root>/chroma/<UTC time>-<run>``."""
+    if target is None:
+        directory = restore_directory(directory, restore_root, "chroma")
     result = restore_chroma_target(
         repository, snapshot, target, directory, source_target, collections, existing
     )

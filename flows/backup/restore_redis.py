@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from blocks.names import DEFAULT_REPOSITORY_BLOCK
+from flows.backup.destinations import DEFAULT_RESTORE_ROOT, restore_directory
 from scholar_ops.sources.redis.restore import ExistingMode
 from scholar_ops.vault.summary import RestoreSummary
 from tasks.artifacts import publish_restore_report
@@ -21,10 +22,14 @@ def restore_redis(
     existing: ExistingMode = "fail",
     dbs: list[int] | None = None,
     overwrite: bool = False,
+    restore_root: str = DEFAULT_RESTORE_ROOT,
 ) -> RestoreSummary:
     """Restore a Redis snapshot into the running server of the ``target`` block (keys keep
     their TTLs; ``existing``: fail, skip, replace or flush), or write its RDB into
-    ``rdb_dir`` for a new server; then verify counts and sampled values."""
+    ``rdb_dir`` for a new server; then verify counts and sampled values. With neither: the
+    RDB goes into a new directory for this run, ``<restore_root>/redis/<UTC time>-<run>``."""
+    if target is None:
+        rdb_dir = restore_directory(rdb_dir, restore_root, "redis")
     result = restore_redis_target(
         repository, snapshot, target, rdb_dir, source_target, existing, dbs, overwrite
     )

@@ -15,7 +15,7 @@ from scholar_ops.cli.common import (
     flow_parameters,
     target_options,
 )
-from scholar_ops.vault.summary import human_bytes, human_duration
+from scholar_ops.vault.summary import human_bytes, human_duration, human_elapsed
 
 if TYPE_CHECKING:
     from scholar_ops.sources.drill import DrillOutcome
@@ -70,8 +70,9 @@ def backup_line(r: BackupSummary) -> str:
     return (
         f"snapshot {r.short_id} {r.component}/{r.target} {r.backup_type}: {r.items}; "
         f"{human_bytes(r.size_bytes)} read, {human_bytes(r.new_bytes)} new, "
-        f"{human_bytes(r.stored_bytes)} stored in {r.duration_s} s "
-        f"({r.throughput_mb_s} MB/s)"
+        f"{human_bytes(r.stored_bytes)} stored"
+        + (f" (dedup {r.dedup})" if r.dedup else "")
+        + f" in {r.timing()}"
     )
 
 
@@ -84,9 +85,8 @@ def drill_line(o: DrillOutcome) -> str:
         return f"{name}: FAILED ({o.reason or 'unexpected_error'}): {error[0]}"
     snap = f"snapshot {r.short_id} ({human_duration(r.snapshot_age_s)} old)"
     if o.ok:
-        return (
-            f"{name}: ok, {snap}: {r.checked[0] if r.checked else 'verified'} in {r.duration_s} s"
-        )
+        what = r.checked[0] if r.checked else "verified"
+        return f"{name}: ok, {snap}: {what} in {human_elapsed(r.duration_s)}"
     return (
         f"{name}: FAILED (verification_failed), {snap}: {len(r.mismatches)} mismatch(es): "
         + "; ".join(r.mismatches[:3])

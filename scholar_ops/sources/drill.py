@@ -68,6 +68,7 @@ from scholar_ops.sources.redis.restore import backup_dbs, restore_redis_fresh, v
 from scholar_ops.vault.errors import ConfigError, SourceError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.snapshot import Snapshot
+from scholar_ops.vault.summary import plural
 
 log = logging.getLogger("scholar_ops.sources.drill")
 
@@ -342,7 +343,7 @@ def _drill_postgres_cluster(
 
 def _postgres_outcome(result: DrillResult, restored: Any, where: str) -> None:
     result.checked = [
-        f"{restored.tables} tables, {restored.rows} rows restored into {where}",
+        f"{plural(restored.tables, 'table')}, {plural(restored.rows, 'row')} restored into {where}",
         "row count and content (SHA-256 of COPY) of every table",
     ]
     if restored.large_objects:
@@ -444,7 +445,8 @@ def drill_redis(
     keys = sum(int(d.get("keys", 0)) for d in databases.values())
     sample = sum(len(d.get("sample") or []) for d in databases.values())
     result.checked = [
-        f"{keys} keys in {len(backup_dbs(snap))} databases loaded by a throwaway redis-server",
+        f"{plural(keys, 'key')} in {plural(len(backup_dbs(snap)), 'database')} loaded by a "
+        "throwaway redis-server",
         "key counts per database and type",
         f"{sample} sampled values",
         "function libraries",
@@ -484,8 +486,8 @@ def drill_chroma(
                 repo, snap, dest, verify=True, samples=samples, min_recall=min_recall
             )
             what = (
-                f"physical copy: {len(restored.collections)} collections, "
-                f"{restored.records} records written back as an embedded directory"
+                f"physical copy: {plural(len(restored.collections), 'collection')}, "
+                f"{plural(restored.records, 'record')} written back as an embedded directory"
             )
             checks = ["SQLite quick_check", "record count of every collection"]
         else:
@@ -502,8 +504,8 @@ def drill_chroma(
             finally:
                 release_embedded(dest)
             what = (
-                f"{len(restored.collections)} collections, {restored.records} records "
-                "restored into a new embedded store"
+                f"{plural(len(restored.collections), 'collection')}, "
+                f"{plural(restored.records, 'record')} restored into a new embedded store"
             )
             checks = [
                 "record counts, configuration and metadata of every collection",
@@ -522,7 +524,9 @@ def _chroma_data_checks(snap: Snapshot, restored: ChromaRestoreResult) -> list[s
     with_digests = sum(1 for c in cols if c.get("digests"))
     out = []
     if with_digests:
-        out.append(f"digests of {with_digests} collections against those recorded at backup time")
+        out.append(
+            f"digests of {plural(with_digests, 'collection')} against those recorded at backup time"
+        )
     queries = sum(r["queries"] for r in restored.recall.values())
     if queries:
         worst = min(restored.recall.values(), key=lambda r: r["mean"] - r["required"])
@@ -607,8 +611,9 @@ def drill_files(
         restored = restore_files(repo, snap, dest, chown=False, jobs=jobs)
         mismatches = verify_files(snap, dest, restored)
     result.checked = [
-        f"{restored.files} files ({restored.bytes} bytes), {restored.dirs} dirs, "
-        f"{restored.symlinks} symlinks restored into a scratch directory",
+        f"{plural(restored.files, 'file')} ({plural(restored.bytes, 'byte')}), "
+        f"{plural(restored.dirs, 'dir')}, {plural(restored.symlinks, 'symlink')} restored into "
+        "a scratch directory",
         "sha256 of every file",
         "size of every file and kind of every entry against the manifest",
         "counts against the snapshot's",

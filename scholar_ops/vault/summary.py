@@ -2,7 +2,8 @@
 
 The store's own summaries: the small, secret-free result a backup returns
 (``snapshot_summary``), a catalog row, "12 tables" / "3 collections, 5000
-records", and the byte and duration formats every report uses.
+records", "1 database"), and the formats every report uses: bytes, ages, how long
+something took and how fast, and a dedup ratio only where it means something.
 """
 
 from __future__ import annotations
@@ -19,6 +20,57 @@ def human_bytes(n: float) -> str:
             return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+#: Below this much input a dedup ratio tells the store's per-object overhead, not
+#: deduplication ("0.01x" for a 4-byte file): reports leave it out.
+DEDUP_MIN_BYTES = 1 << 20
+#: Shorter than this, a rate is noise ("0.0 MB/s", or absurdly high): reports leave it out.
+RATE_MIN_SECONDS = 0.05
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 database", "2 databases", "0 databases" (``many``: an irregular plural)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def human_elapsed(seconds: float) -> str:
+    """How long something took: "0.04 s", "0.3 s", "12 s", "4 min 05 s", "2 h 05 min"."""
+    s = max(0.0, float(seconds))
+    if s < RATE_MIN_SECONDS:
+        return f"{s:.2f} s"
+    if s < 9.95:
+        return f"{s:.1f} s"
+    if s < 59.5:
+        return f"{s:.0f} s"
+    if s < 3599.5:
+        m, r = divmod(round(s), 60)
+        return f"{m} min {r:02d} s"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h} h {m:02d} min"
+
+
+def human_rate(nbytes: float, seconds: float) -> str | None:
+    """Bytes per second in decimal units ("45 KB/s", "2.5 MB/s"); None when ``seconds`` is
+    too short for the figure to mean anything."""
+    if seconds < RATE_MIN_SECONDS:
+        return None
+    rate = max(0.0, float(nbytes)) / seconds
+    unit = "B/s"
+    for unit in ("B/s", "KB/s", "MB/s", "GB/s"):
+        if rate < 999.5 or unit == "GB/s":
+            break
+        rate /= 1000
+    return f"{rate:.1f} {unit}" if rate < 9.95 and unit != "B/s" else f"{rate:.0f} {unit}"
+
+
+def human_dedup(size_bytes: float, stored_bytes: float) -> str | None:
+    """Bytes read per byte stored ("3.2x"); None when nothing was stored or the input is too
+    small for the ratio to say anything (under DEDUP_MIN_BYTES)."""
+    if stored_bytes <= 0 or size_bytes < DEDUP_MIN_BYTES:
+        return None
+    ratio = size_bytes / stored_bytes
+    return f"{ratio:.1f}x" if ratio < 9.95 else f"{ratio:.0f}x"
 
 
 def human_duration(seconds: float) -> str:
@@ -56,6 +108,25 @@ class BackupSummary:
     def short_id(self) -> str:
         return self.backup_id[:8]
 
+    @property
+    def elapsed(self) -> str:
+        """How long the backup took, for people ("0.3 s", "4 min 05 s")."""
+        return human_elapsed(self.duration_s)
+
+    @property
+    def rate(self) -> str | None:
+        """Bytes read per second ("45 MB/s"); None for a backup too short to measure."""
+        return human_rate(self.size_bytes, self.duration_s)
+
+    @property
+    def dedup(self) -> str | None:
+        """Bytes read per byte stored ("3.2x"); None when it would mean nothing."""
+        return human_dedup(self.size_bytes, self.stored_bytes)
+
+    def timing(self) -> str:
+        """ "12 s at 45 MB/s", or "0.01 s" when too short for a rate."""
+        return f"{self.elapsed} at {self.rate}" if self.rate else self.elapsed
+
     @classmethod
     def of(cls, snap: Snapshot) -> BackupSummary:
         stats = snap.stats
@@ -83,7 +154,7 @@ def snapshot_items(snap: Snapshot) -> str:
     """What a snapshot holds, in a few words ("12 tables", "3 collections, 5000 records")."""
     d = snap.details
     if snap.component == "postgres":
-        return f"{len(d.get('tables', []))} tables"
+        return plural(len(d.get("tables", [])), "table")
     if snap.component == "postgres-base":
         return (
             f"cluster base backup, timeline {d.get('timeline')}, WAL "
@@ -92,7 +163,7 @@ def snapshot_items(snap: Snapshot) -> str:
     if snap.component == "redis":
         dbs = d.get("databases") or {}
         keys = sum(int(v.get("keys", 0)) for v in dbs.values())
-        return f"{keys} keys in {len(dbs)} databases"
+        return f"{plural(keys, 'key')} in {plural(len(dbs), 'database')}"
     if snap.component == "chroma":
         cols = d.get("collections") or []
         kind = (
@@ -100,16 +171,15 @@ def snapshot_items(snap: Snapshot) -> str:
             if d.get("kind") == "physical" or "physical" in str(d.get("format", ""))
             else ""
         )
-        return (
-            f"{len(cols)} collections, {sum(int(c.get('records', 0)) for c in cols)} records{kind}"
-        )
+        records = sum(int(c.get("records", 0)) for c in cols)
+        return f"{plural(len(cols), 'collection')}, {plural(records, 'record')}{kind}"
     if snap.component == "files":
         c = d.get("counts") or {}
         return (
-            f"{c.get('files', 0)} files ({c.get('files_unchanged', 0)} unchanged), "
-            f"{c.get('dirs', 0)} dirs, {c.get('symlinks', 0)} symlinks"
+            f"{plural(int(c.get('files', 0)), 'file')} ({c.get('files_unchanged', 0)} unchanged), "
+            f"{plural(int(c.get('dirs', 0)), 'dir')}, {plural(int(c.get('symlinks', 0)), 'symlink')}"
         )
-    return f"{len(snap.entries)} entries"
+    return plural(len(snap.entries), "entry", "entries")
 
 
 def catalog_row(snap: Snapshot) -> dict[str, Any]:
@@ -153,5 +223,5 @@ class RestoreSummary:
         """One line for the operator."""
         return (
             f"restored snapshot {self.short_id} into {self.destination}: {self.restored} "
-            f"in {self.duration_s} s; {self.verified}"
+            f"in {human_elapsed(self.duration_s)}; {self.verified}"
         )

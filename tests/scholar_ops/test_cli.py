@@ -41,7 +41,7 @@ def test_backup_list_restore_check_rotate(cli_env, pg_server, capsys):
     out = capsys.readouterr().out.splitlines()
     # Snapshots are named after the target block, not the database.
     assert len(out) == 2 and all(f"postgres/{t} " in line for line in out)
-    assert all(": 1 tables;" in line for line in out)
+    assert all(": 1 table;" in line for line in out)
     assert main(["snapshots", "--json"]) == 0
     snaps = json.loads(capsys.readouterr().out)
     assert [s["backup_type"] for s in snaps] == ["full", "incremental"]

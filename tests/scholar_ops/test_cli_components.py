@@ -169,7 +169,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     assert "404 keys in 2 databases" in by_component["redis"]
     assert "2 collections, 150 records" in by_component["chroma"]
     assert (
-        "4 files (0 unchanged), 2 dirs, 1 symlinks" in by_component["files"]
+        "4 files (0 unchanged), 2 dirs, 1 symlink" in by_component["files"]
     )  # cache/x.tmp excluded
     assert main(["snapshots", "--json"]) == 0
     snaps = {s["component"]: s for s in json.loads(capsys.readouterr().out)}
@@ -232,7 +232,7 @@ def test_setup_backup_and_restore_every_component(cli_env, tmp_path, capsys):
     # Files into a directory: contents, modes and the symlink as they were.
     files_id = snaps["files"]["backup_id"][:10]
     assert main(["restore", files_id, "--to", "uploads2"]) == 0
-    assert "4 files, 2 dirs, 1 symlinks" in capsys.readouterr().out
+    assert "4 files, 2 dirs, 1 symlink" in capsys.readouterr().out
     expected = tree_state(tmp_path / "uploads")
     del expected["cache/x.tmp"]
     restored = tree_state(tmp_path / "uploads2")

@@ -67,7 +67,7 @@ def test_a_new_operator_sets_up_backs_up_and_lists_quietly(operator):
     assert backup.returncode == 0, backup.stderr
     assert backup.stderr == ""
     (line,) = backup.stdout.splitlines()
-    assert line.startswith("snapshot ") and "files/uploads incremental: 1 files" in line
+    assert line.startswith("snapshot ") and "files/uploads incremental: 1 file " in line
 
     started = time.monotonic()
     listing = run("snapshots")

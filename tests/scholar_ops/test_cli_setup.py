@@ -167,7 +167,7 @@ def test_bad_targets_are_refused_before_anything_is_written(env, capsys, monkeyp
     out = capsys.readouterr().out
     assert "warning: files target" in out and "exclude /backups/repo/" in out
     assert main(["backup", "--files", f"srv-{env['suffix']}"]) == 0
-    assert "1 files" in capsys.readouterr().out
+    assert "1 file (" in capsys.readouterr().out
 
 
 def test_a_repository_path_that_is_a_file_is_a_usage_error(env, capsys, monkeypatch):

@@ -51,7 +51,7 @@ def _artifact_keys() -> set[str]:
 
 def test_full_then_incremental_then_restore_and_verify(blocks, pg_server):
     full = full_backup(postgres_targets=[blocks["target"]], repository=blocks["repo"])
-    assert full[0].backup_type == "full" and full[0].items == "1 tables"
+    assert full[0].backup_type == "full" and full[0].items == "1 table"
     with psycopg.connect(pg_server.dsn(blocks["db"]), autocommit=True) as c:
         c.execute("INSERT INTO docs (body) VALUES ('one more')")
     inc = incremental_backup(postgres_targets=[blocks["target"]], repository=blocks["repo"])

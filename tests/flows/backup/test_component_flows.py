@@ -129,7 +129,7 @@ def test_every_component_in_one_group_then_incremental_then_restores(app, redis_
     catalog = backup_catalog(repository=app["repo"])
     groups = {s["group"] for s in catalog}
     assert len(catalog) == 4 and len(groups) == 1 and None not in groups
-    assert by_component["chroma"].items == "1 collections, 400 records"
+    assert by_component["chroma"].items == "1 collection, 400 records"
     assert by_component["files"].items.startswith("3 files")  # x.tmp excluded
 
     # Small changes everywhere: the second run stores little.

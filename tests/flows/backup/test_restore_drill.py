@@ -159,7 +159,7 @@ def test_drills_verify_every_component_then_a_damaged_pack_fails_its_target(
         assert r.snapshot_id in {b.backup_id for b in backups}
         assert 0 <= r.snapshot_age_s < 600 and r.duration_s > 0 and r.checked
     pg_result = by_component["postgres"].result
-    assert pg_result is not None and pg_result.checked[0].startswith("1 tables, 500 rows")
+    assert pg_result is not None and pg_result.checked[0].startswith("1 table, 500 rows")
     assert _scratch_databases(pg_server) == []
     assert list(app["scratch"].iterdir()) == []
     first = _drill_groups(pushgateway, set(labels.values()))

@@ -167,7 +167,7 @@ def test_redis_drill_starts_a_throwaway_server_and_removes_it(repo, tmp_path, sc
         backup_redis(repo, RedisConnInfo(host=source.host, port=source.port), target="cache")
     result = drill_redis(repo, "cache", scratch_dir=scratch)
     assert result.ok, result.mismatches
-    assert result.checked[0].startswith("401 keys in 1 databases")
+    assert result.checked[0].startswith("401 keys in 1 database ")
     assert list(scratch.iterdir()) == []
 
 
@@ -182,16 +182,16 @@ def test_chroma_drills_logical_and_physical(repo, tmp_path, scratch):
 
     logical = drill_chroma(repo, "vectors", scratch_dir=scratch)
     assert logical.ok, logical.mismatches
-    assert logical.checked[0] == "1 collections, 60 records restored into a new embedded store"
+    assert logical.checked[0] == "1 collection, 60 records restored into a new embedded store"
     assert "every record against the backup" in logical.checked[2]
-    assert logical.checked[3] == "digests of 1 collections against those recorded at backup time"
+    assert logical.checked[3] == "digests of 1 collection against those recorded at backup time"
     assert logical.checked[4].startswith("50 nearest-neighbour queries of sample records")
     assert logical.checked[4].endswith("lowest mean recall@10 100% (90% required)")
 
     physical = drill_chroma(repo, "vectors-physical", scratch_dir=scratch)
     assert physical.ok, physical.mismatches
-    assert physical.checked[0].startswith("physical copy: 1 collections, 60 records")
-    assert physical.checked[3].startswith("digests of 1 collections")
+    assert physical.checked[0].startswith("physical copy: 1 collection, 60 records")
+    assert physical.checked[3].startswith("digests of 1 collection ")
     assert list(scratch.iterdir()) == []
 
     # A restore that does not match the backup's digests: the drill fails with one line.
@@ -227,7 +227,7 @@ def test_files_drill_checks_the_tree_and_leaves_nothing(repo, tmp_path, scratch)
         (src / "locked").chmod(0o755)
     result = drill_files(repo, "uploads", scratch_dir=scratch)
     assert result.ok, result.mismatches
-    assert result.checked[0].startswith("4 files (100024 bytes), 2 dirs, 1 symlinks")
+    assert result.checked[0].startswith("4 files (100024 bytes), 2 dirs, 1 symlink ")
     assert list(scratch.iterdir()) == []  # the read-only directory went too
 
     # verify_files compares the tree with the manifest: sizes, kinds, counts.
