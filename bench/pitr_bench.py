@@ -5,8 +5,9 @@ pgbench tables and the AI Scholar sample), in one throwaway cluster archiving WA
 (wal_level replica, archive_mode on), side by side with pgBackRest (Debian package;
 repository encrypted with aes-256-cbc, zstd compression, archive-async off, one
 process: the same work ours does). Ours runs as the README's archive_command does,
-``scholar-ops-wal --resident ... push %p``: the first push starts the resident archiver
-(scholar_ops.walserver), later ones hand it the segment; its peak RSS counts in ours:
+``scholar-ops-wal --resident ... push %p`` (and ``fetch %f %p``): the first call starts the
+resident archiver (scholar_ops.walserver), later ones hand it the work; its peak RSS and
+its CPU count in ours:
 
 1. archiving under a write load. For each tool alone, archive_command = that tool, and
    pgbench (tpcb-like plus a bulk update, --clients) writes for --load-seconds: WAL
@@ -262,6 +263,7 @@ class PitrBench:
     results: dict[str, Any] = field(default_factory=dict)
     segment_bytes: int = 16 << 20
     _times_seen: dict[str, int] = field(default_factory=dict)
+    _resident_cpu: dict[int, float] = field(default_factory=dict)
     _last_lag: int = 0
 
     # paths
@@ -366,7 +368,7 @@ class PitrBench:
                 "--status-file", str(self.work / "state" / "wal-status.json"),
                 "--key-cache-dir", str(self.work / "keycache"),
             ]  # fmt: skip
-            tail = "--resident push %p" if op == "push" else "fetch %f %p"
+            tail = "--resident push %p" if op == "push" else "--resident fetch %f %p"
         else:
             argv = [*timed, "pgbackrest", f"--config={self.pgbr_conf}", f"--stanza={STANZA}"]
             argv += [f"--pg1-path={datadir}"] if datadir else []
@@ -397,9 +399,23 @@ class PitrBench:
         key = f"{tool}-{op}"
         timed, total = read_times(self.times_log(tool, op), self._times_seen.get(key, 0))
         self._times_seen[key] = total
-        if tool == "ours" and op == "push":
+        if tool == "ours" and op in ("push", "fetch"):
+            # the resident archiver's memory and its CPU since the last call count as ours
+            # (/usr/bin/time sees only the client); a server gone meanwhile is not counted
             timed.peak_rss_mb = max(timed.peak_rss_mb, self.resident_peak_rss_mb())
+            timed.cpu_s += self.resident_cpu_delta()
         return timed
+
+    def resident_cpu_delta(self) -> float:
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.resident_pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                total += cpu - self._resident_cpu.get(pid, 0.0)
+                self._resident_cpu[pid] = cpu
+        return total
 
     @property
     def resident_dir(self) -> Path:
