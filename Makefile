@@ -13,7 +13,7 @@ UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 MYPY_PATHS := scholar_ops blocks tasks flows tests bench
 PYTEST_ARGS ?=
 
-.PHONY: help deps system-deps uv sync test test-quick pytest lint typecheck fmt demo bench clean
+.PHONY: help deps system-deps uv sync test test-quick pytest lint typecheck fmt demo up down status bench clean
 
 help:
 	@echo "make test    deps, lint (ruff, format check, layers, mypy), then every test"
@@ -22,6 +22,9 @@ help:
 	@echo "make lint    ruff check, ruff format --check, lint-imports (the layers), mypy"
 	@echo "make fmt     ruff format + ruff check --fix"
 	@echo "make demo    run the end-to-end demo"
+	@echo "make up      start the whole system in the background (Prefect server, worker, deployments,"
+	@echo "             Prometheus, AlertManager, the sample app...) in stack-data/ (STACK_HOME=...); prints the URLs"
+	@echo "make down    stop everything make up started (data stays); make status: what runs"
 	@echo "make bench   run the backup store benchmark"
 
 uv:
@@ -59,6 +62,20 @@ test-quick: sync lint
 
 demo: deps
 	$(UV) run python -m scholar_ops.demo
+
+# The whole system on this machine, in the background (scholar_ops/stack): state, logs and
+# data in $(STACK_HOME); `make up` twice is safe, `make down` stops only what it started.
+STACK_HOME ?= stack-data
+STACK_WORKERS ?= 1
+
+up: deps
+	$(UV) run python -m scholar_ops.stack up --home "$(STACK_HOME)" --workers $(STACK_WORKERS)
+
+down:
+	$(UV) run python -m scholar_ops.stack down --home "$(STACK_HOME)"
+
+status:  # exit 3 (not running) is an answer, not an error
+	$(UV) run python -m scholar_ops.stack status --home "$(STACK_HOME)" || test $$? -eq 3
 
 bench: deps
 	$(UV) run python bench/store_bench.py

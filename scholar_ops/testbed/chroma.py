@@ -41,7 +41,8 @@ class ChromaServer:
             client.delete_collection(col if isinstance(col, str) else col.name)
 
 
-def _chroma_exe() -> str:
+def chroma_exe() -> str:
+    """The ``chroma`` CLI of the installed chromadb (beside this Python, else on PATH)."""
     beside = Path(sys.executable).parent / "chroma"
     if beside.exists():
         return str(beside)
@@ -49,6 +50,16 @@ def _chroma_exe() -> str:
     if found is None:
         raise RuntimeError("the chroma CLI is missing: run `uv sync` (chromadb)")
     return found
+
+
+def chroma_run_argv(exe: str, data: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """``chroma run`` persisting under ``data`` on host:port."""
+    return [exe, "run", "--path", str(data), "--host", host, "--port", str(port)]
+
+
+def heartbeat(port: int) -> bool:
+    """Ready when GET /api/v2/heartbeat on 127.0.0.1:<port> answers 200."""
+    return _heartbeat(port)
 
 
 def _heartbeat(port: int) -> bool:
@@ -63,12 +74,12 @@ def _heartbeat(port: int) -> bool:
 @contextmanager
 def chroma_server_in(workdir: Path) -> Iterator[ChromaServer]:
     """A Chroma server persisting under ``workdir`` until the block ends."""
-    exe = _chroma_exe()
+    exe = chroma_exe()
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     with running_server(
         "chroma run",
-        lambda port: [exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        lambda port: chroma_run_argv(exe, data, port),
         cwd=workdir,
         log_path=workdir / "chroma.log",
         ready=_heartbeat,
