@@ -40,6 +40,22 @@ from scholar_ops.stack.procs import (
 
 STATE_FILE = "state.json"
 WORK_POOL = "scholar-ops"
+#: how a worker is stopped: Prefect's process worker ignores SIGTERM (docker/ says the same:
+#: the compose service's stop_signal and the image's STOPSIGNAL; tests/docker holds them equal)
+WORKER_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
+HEALTH_MODULE = "scholar_ops.monitoring.health.service"
+
+
+def worker_argv(prefect: str, name: str) -> list[str]:
+    """The process worker's command (the compose file's prefect-worker runs the same)."""
+    return [prefect, "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name]
+
+
+def health_argv(python: str, host: str, port: int) -> list[str]:
+    """The health service's command (the compose file's monitoring-service runs the same)."""
+    return [python, "-m", HEALTH_MODULE, "--host", host, "--port", str(port)]
+
+
 #: the port each service gets when it is free (the tools' usual ones)
 DEFAULT_PORTS: dict[str, int] = {
     "prefect": 4200,
@@ -672,9 +688,10 @@ class Stack:
             SCHOLAR_OPS_HEALTH_DISK_PATHS=str(self.home),
         )
         argv = [
-            sys.executable, "-m", "scholar_ops.monitoring.health.service", "--host", "127.0.0.1",
-            "--port", str(ports["health"]), "--log-level", "warning",
-        ]  # fmt: skip
+            *health_argv(sys.executable, "127.0.0.1", ports["health"]),
+            "--log-level",
+            "warning",
+        ]
         return Launch(argv, env)
 
     def _launch_prefect(self, ports: Mapping[str, int], state: dict[str, Any]) -> Launch:
@@ -915,10 +932,7 @@ class Stack:
             if record is not None and record.alive():
                 continue
             self.say(f"starting {name} (pool {WORK_POOL})")
-            argv = [
-                str(self.bin / "prefect"), "worker", "start", "--pool", WORK_POOL,
-                "--type", "process", "--name", worker_name,
-            ]  # fmt: skip
+            argv = worker_argv(str(self.bin / "prefect"), worker_name)
             log = self.logs / f"{name}.log"
             proc, record = spawn(
                 name,
@@ -926,7 +940,7 @@ class Stack:
                 cwd=self.project,
                 log=log,
                 env=env,
-                stop_signals=("SIGINT", "SIGTERM", "SIGKILL"),
+                stop_signals=WORKER_STOP_SIGNALS,
             )
             try:
                 wait_until(
