@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from scholar_ops.vault.prune import PruneReport, RetentionPolicy, prune_by_polic
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.summary import catalog_row
 from tasks.common import load_repository, retry_if_transient
+from tasks.concurrency import prune_slot
 
 _RETRY: dict[str, Any] = {
     "retries": 3,
@@ -83,18 +85,24 @@ def check_repository(repository: str, read_data: float = 0.0) -> CheckReport:
 
 @task(name="prune-snapshots", task_run_name="prune repository {repository}", **_RETRY)
 def prune_snapshots(repository: str, policy: RetentionPolicy, dry_run: bool = False) -> PruneReport:
-    """Forget the snapshots ``policy`` does not keep, then delete the data none needs."""
-    repo = load_repository(repository).open()
-    report = prune_by_policy(
-        repo,
-        policy,
-        dry_run=dry_run,
-        wait=600,
-        on_wait=get_run_logger().warning,  # in the run's log: who holds the lock
-    )
-    if not dry_run:
-        # and the archived WAL that no kept base backup needs any more
-        report.wal_files_deleted = prune_wal_archives(repo)
+    """Forget the snapshots ``policy`` does not keep, then delete the data none needs.
+
+    One prune per repository at a time, across workers (tasks.concurrency); a dry run,
+    which deletes nothing, does not wait for it."""
+    logger = get_run_logger()
+    block = load_repository(repository)
+    with nullcontext() if dry_run else prune_slot(block.location, logger):
+        repo = block.open()
+        report = prune_by_policy(
+            repo,
+            policy,
+            dry_run=dry_run,
+            wait=600,
+            on_wait=logger.warning,  # in the run's log: who holds the lock
+        )
+        if not dry_run:
+            # and the archived WAL that no kept base backup needs any more
+            report.wal_files_deleted = prune_wal_archives(repo)
     return report
 
 

@@ -23,6 +23,7 @@ from tasks.common import (
     RESTORE_TASK_OPTIONS,
     load_repository,
 )
+from tasks.concurrency import dump_slot
 from tasks.progress import reported_progress
 
 
@@ -44,9 +45,13 @@ def backup_target(
         "%s backup of %s %s into %s", backup_type, component, block.describe(), repo_block.location
     )
     name = block.target_name
-    with reported_progress(
-        f"backup {name}", f"{backup_type} backup of {component} {name}", block.estimate_bytes()
-    ) as progress:
+    # one of the few slots of its database server, shared by every worker
+    with (
+        dump_slot(component, block, logger),
+        reported_progress(
+            f"backup {name}", f"{backup_type} backup of {component} {name}", block.estimate_bytes()
+        ) as progress,
+    ):
         snap = block.backup(
             repo,
             BackupRequest(backup_type, retention_days, group, progress),

@@ -254,6 +254,9 @@ class Stack:
                 "SCHOLAR_OPS_CONFIG_DIR": str(self.home / "config"),
             }
         )
+        # flow runs send a heartbeat every 30 s (Prefect's minimum), so the automation that
+        # marks runs of a dead worker Crashed sees them (a value set outside wins)
+        env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
         env.update(extra)
         return env
 

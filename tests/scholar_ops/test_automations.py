@@ -39,9 +39,10 @@ from scholar_ops.cli import main as cli_main
 
 REPO_FILE = Path(__file__).resolve().parents[2] / "automations.yaml"
 FAILED = "scholar-ops critical flow run failed"
+ZOMBIE = "scholar-ops crash unresponsive flow runs"
 NO_BACKUP = "scholar-ops no completed backup"
 METRICS = "scholar-ops metrics export after backup"
-NAMES = (FAILED, NO_BACKUP, METRICS)
+NAMES = (FAILED, ZOMBIE, NO_BACKUP, METRICS)
 METRICS_DEPLOYMENT = "metrics-export/metrics-export"
 UNRELATED = "scholar-ops-test unrelated automation"
 
@@ -224,6 +225,23 @@ def test_repository_file_is_valid() -> None:
         assert specs[name].deployments() == set()
     assert specs[METRICS].deployments() == {METRICS_DEPLOYMENT}
     assert specs[METRICS].webhook_blocks() == set()
+    # a run silent for the window is marked Crashed (then the failure alert fires on it)
+    zombie = specs[ZOMBIE].trigger
+    assert zombie["posture"] == "Proactive"
+    assert zombie["after"] == ["prefect.flow-run.heartbeat"]
+    assert set(zombie["expect"]) == {
+        "prefect.flow-run.heartbeat",
+        *(f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "TimedOut", "Cancelled")),
+        "prefect.flow-run.Crashed",
+    }
+    assert zombie["for_each"] == ["prefect.resource.id"]
+    # 600 s spans three heartbeats at Prefect's default frequency (180 s): a busy run is
+    # never taken for a dead one
+    assert zombie["within"] >= 3 * 180
+    (action,) = specs[ZOMBIE].actions
+    assert action.type == "change-flow-run-state" and action.fields["state"] == "CRASHED"
+    assert specs[ZOMBIE].webhook_blocks() == set() and specs[ZOMBIE].deployments() == set()
+    assert "prefect.flow-run.Crashed" in specs[FAILED].trigger["expect"]
     assert all(s.enabled is None for s in specs.values())
 
 
@@ -372,7 +390,7 @@ def test_payload_to_another_webhook_need_not_be_an_alert(tmp_path: Path) -> None
 
 def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["automations", "check", "--file", str(REPO_FILE)]) == 0
-    assert "3 automations OK" in capsys.readouterr().out
+    assert f"{len(NAMES)} automations OK" in capsys.readouterr().out
 
 
 def test_alertmanager_url() -> None:
@@ -432,6 +450,7 @@ def test_a_changed_file_updates_in_place(clean: UUID, receiver: Receiver, tmp_pa
     path = write_variant(tmp_path, longer_window)
     assert apply_automations(path) == [
         (FAILED, "unchanged"),
+        (ZOMBIE, "unchanged"),
         (NO_BACKUP, "updated"),
         (METRICS, "unchanged"),
     ]
@@ -535,6 +554,7 @@ def test_missing_references(clean: UUID, receiver: Receiver, tmp_path: Path) -> 
 
     assert apply_automations(path, alertmanager_url=receiver.url, skip_missing=True) == [
         (FAILED, "created"),
+        (ZOMBIE, "created"),
         (NO_BACKUP, "created"),
         (METRICS, "skipped"),
     ]
@@ -649,3 +669,63 @@ def test_failed_critical_run_posts_the_alert(
     }
     assert "0:00:10" in alert["annotations"]["description"]
     datetime.fromisoformat(alert["startsAt"])
+
+
+def test_a_run_whose_heartbeats_stop_is_crashed_and_alerted(
+    clean: UUID, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A Running run that sent one heartbeat and then nothing (its process died): the
+    automation marks it Crashed once the (here 10 s) window passes, and the Crashed state
+    fires the critical-run alert. A run that ends in time is left alone."""
+    from prefect import flow
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+    from prefect.states import Completed, Running
+
+    @flow(name="scholar-ops-test-zombie")
+    def stand_in() -> None:
+        """Never runs: its runs only get states and heartbeats from the test."""
+
+    path = write_variant(tmp_path, _set_trigger(ZOMBIE, within=10))
+    assert apply_automations(path, alertmanager_url=receiver.url) == [(n, "created") for n in NAMES]
+    time.sleep(1)  # the server loads new automations right after the commit
+
+    def heartbeat(run: Any) -> None:
+        emit_event(
+            "prefect.flow-run.heartbeat",
+            resource={"prefect.resource.id": f"prefect.flow-run.{run.id}",
+                      "prefect.resource.name": run.name},
+            related=[{"prefect.resource.id": "prefect.tag.critical",
+                      "prefect.resource.role": "tag"}],
+        )  # fmt: skip
+
+    with client() as c:
+        dead = c.create_flow_run(stand_in, tags=["scholar-ops", "critical"])
+        alive = c.create_flow_run(stand_in, tags=["scholar-ops"])
+        for run in (dead, alive):
+            c.set_flow_run_state(run.id, Running(), force=True)
+            heartbeat(run)
+        EventsWorker.drain_all()
+        c.set_flow_run_state(alive.id, Completed(), force=True)  # ends within the window
+
+        deadline = time.monotonic() + 90
+        state = c.read_flow_run(dead.id).state
+        while state is not None and state.type.value != "CRASHED":
+            assert time.monotonic() < deadline, f"the silent run is still {state.type.value}"
+            time.sleep(1)
+            state = c.read_flow_run(dead.id).state
+        assert state is not None and "No heartbeat" in (state.message or "")
+
+        request = receiver.wait_for(
+            lambda r: (
+                alertname_is("ScholarOpsPrefectFlowRunFailed")(r)
+                and str(dead.id) in r["body"].decode()
+            ),
+            timeout=60,
+        )
+        (alert,) = json.loads(request["body"])
+        assert alert["labels"]["state"] == "Crashed"
+        assert alert["labels"]["flow"] == "scholar-ops-test-zombie"
+        assert c.read_flow_run(alive.id).state.type.value == "COMPLETED"
+        for run in (dead, alive):
+            c.delete_flow_run(run.id)

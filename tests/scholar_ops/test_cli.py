@@ -77,7 +77,7 @@ def test_errors_are_one_line_with_meaningful_exit_codes(cli_env, capsys):
 
 def test_automations_verbs_are_mounted(capsys):
     assert main(["automations", "check"]) == 0
-    assert "3 automations OK" in capsys.readouterr().out
+    assert "4 automations OK" in capsys.readouterr().out
     assert main(["automations", "check", "--file", "/no/such/automations.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read the automations file" in err[0]
