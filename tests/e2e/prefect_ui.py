@@ -123,7 +123,17 @@ def submit_custom_run(page: Page, run_name: str) -> None:
     name = page.locator("input").first
     name.fill(run_name)
     page.get_by_role("button", name="Submit", exact=True).click()
-    page.wait_for_url(re.compile(r".*/deployments/deployment/[^/]+(\?.*)?$"))
+    # The UI moves to the deployment's page once the server has created the run. On
+    # SQLite a busy server waits for its database lock (up to the stack's 60 s database
+    # timeout) before answering, so the wait is longer than the page's default.
+    try:
+        page.wait_for_url(re.compile(r".*/deployments/deployment/[^/]+(\?.*)?$"), timeout=150_000)
+    except Exception as e:
+        toasts = page.locator(".p-toast").all_inner_texts()
+        raise AssertionError(
+            f"the custom run form did not submit ({type(e).__name__}); still at {page.url};"
+            f" the UI's messages: {toasts or 'none'}"
+        ) from e
 
 
 def open_artifacts_tab(page: Page, ui: str, flow_run_id: str) -> None:

