@@ -37,6 +37,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     from scholar_ops.stack import Stack, StackError
+    from scholar_ops.stack.stack import health_token_path
     from scholar_ops.vault.errors import ConfigError
 
     try:
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             width = max(len(k) for k in state.urls)
             for key, url in state.urls.items():
                 print(f"  {key:<{width}}  {url}")
+            token = health_token_path(state.home)
+            print(f"the health service wants `Authorization: Bearer $(cat {token})`")
             print("stop it with `make down` (python -m scholar_ops.stack down)")
             return EXIT_OK
         if args.action == "down":

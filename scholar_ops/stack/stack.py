@@ -44,6 +44,14 @@ WORK_POOL = "scholar-ops"
 #: the compose service's stop_signal and the image's STOPSIGNAL; tests/docker holds them equal)
 WORKER_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
 HEALTH_MODULE = "scholar_ops.monitoring.health.service"
+#: the health service's tokens: files <home>/secrets/NAME (mode 0600), made by the first up
+HEALTH_TOKEN = "health-token"
+HEALTH_OPERATOR_TOKEN = "health-operator-token"
+
+
+def health_token_path(home: Path) -> Path:
+    """The file holding the health service's read token (Prometheus scrapes with it)."""
+    return Path(home) / "secrets" / HEALTH_TOKEN
 
 
 def worker_argv(prefect: str, name: str) -> list[str]:
@@ -388,7 +396,7 @@ class Stack:
         if name == "app":
             return _http_ok(urls["app"] + "/health/live")
         if name == "health":
-            return _http_ok(urls["health"] + "/")
+            return _http_ok(urls["health"] + "/livez")
         if name == "prefect":
             return _http_ok(urls["prefect_api"] + "/health")
         if name == "redis":
@@ -521,6 +529,7 @@ class Stack:
                 "15s",
                 default_rule_files(),
                 prometheus=f"127.0.0.1:{ports['prometheus']}",
+                health_credentials_file=self._secret_file(HEALTH_TOKEN),
             )
         )
         argv = [
@@ -632,6 +641,11 @@ class Stack:
         env = self._env(ports, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         return Launch(argv, env)
 
+    def _secret_file(self, name: str) -> Path:
+        """The file of the secret ``name`` (made when missing, see _secret)."""
+        self._secret(name)
+        return self.home / "secrets" / name
+
     def _secret(self, name: str) -> str:
         """A generated secret kept in <home>/secrets/NAME (mode 0600), made once."""
         path = self.home / "secrets" / name
@@ -689,6 +703,8 @@ class Stack:
             SCHOLAR_OPS_HEALTH_CHROMA_URL=f"http://127.0.0.1:{ports['chroma']}",
             SCHOLAR_OPS_HEALTH_BACKEND_URL=f"http://127.0.0.1:{ports['app']}/health/live",
             SCHOLAR_OPS_HEALTH_DISK_PATHS=str(self.home),
+            SCHOLAR_OPS_HEALTH_TOKEN_FILE=str(self._secret_file(HEALTH_TOKEN)),
+            SCHOLAR_OPS_HEALTH_OPERATOR_TOKEN_FILE=str(self._secret_file(HEALTH_OPERATOR_TOKEN)),
         )
         argv = [
             *health_argv(sys.executable, "127.0.0.1", ports["health"]),

@@ -89,6 +89,7 @@ def render_prometheus_config(
     rule_files: list[str],
     *,
     prometheus: str | None = None,
+    health_credentials_file: str | Path | None = None,
     source: Path = PROMETHEUS_CONFIG,
 ) -> str:
     """docker/prometheus/prometheus.yml with other targets, intervals and rule files.
@@ -100,6 +101,10 @@ def render_prometheus_config(
     target down, and so fire ScholarOpsServiceDown). The scrape timeout is capped at the
     scrape interval, as Prometheus requires. `rule_files` replaces the relative glob of
     the source file: give absolute paths (default_rule_files()).
+
+    The loopback Prometheus, AlertManager and Pushgateway run without authentication:
+    the source's ``basic_auth`` is dropped. The health service's job sends the bearer
+    token of the file `health_credentials_file` (None: no token).
     """
     parse_duration(scrape_interval)
     parse_duration(evaluation_interval)
@@ -131,6 +136,13 @@ def render_prometheus_config(
             if address is None:
                 continue
             job["static_configs"] = [{"targets": [_host_port(address)]}]
+        job.pop("basic_auth", None)
+        job.pop("authorization", None)
+        if name == JOB_HEALTH and health_credentials_file is not None:
+            job["authorization"] = {
+                "type": "Bearer",
+                "credentials_file": str(health_credentials_file),
+            }
         # the global interval and timeout apply to every job
         job.pop("scrape_interval", None)
         job.pop("scrape_timeout", None)

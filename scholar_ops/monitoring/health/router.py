@@ -22,18 +22,24 @@ unhealthy):
 
 Mounted in the backend itself, leave the ``backend`` check out (it would ask the
 app about itself).
+
+``access`` (an :class:`~scholar_ops.monitoring.health.auth.AccessControl`) puts every
+endpoint behind a bearer token with the read role (401/403 otherwise); without it the
+router is open and the app mounting it decides who reaches it. The standalone service
+(``service.py``) always passes one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from scholar_ops.monitoring.health.auth import AccessControl, Role
 from scholar_ops.monitoring.health.checks import GROUPS, HealthService
 from scholar_ops.monitoring.health.config import HealthConfig
 from scholar_ops.monitoring.names import HEALTH_DURATION, HEALTH_OVERALL, HEALTH_STATUS
@@ -78,11 +84,16 @@ def health_registry(service: HealthService) -> CollectorRegistry:
 
 
 def health_router(
-    config: HealthConfig | HealthService, *, metrics_path: str | None = "/metrics"
+    config: HealthConfig | HealthService,
+    *,
+    metrics_path: str | None = "/metrics",
+    access: AccessControl | None = None,
 ) -> APIRouter:
-    """The endpoints above for ``config`` (or a ready :class:`HealthService`)."""
+    """The endpoints above for ``config`` (or a ready :class:`HealthService`); with
+    ``access``, each needs a token with the read role."""
     service = config if isinstance(config, HealthService) else HealthService.from_config(config)
-    router = APIRouter(tags=["health"])
+    dependencies = [] if access is None else [Depends(access.require(Role.READ))]
+    router = APIRouter(tags=["health"], dependencies=dependencies)
 
     # Plain `def` endpoints: FastAPI runs them in its thread pool, so the blocking
     # wait on the check threads never holds the event loop.

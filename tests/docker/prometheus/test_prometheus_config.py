@@ -3,6 +3,7 @@ loopback), and it scrapes what docs/metrics.md says."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from scholar_ops.monitoring import names
@@ -20,11 +21,43 @@ def _targets(job: dict[str, object]) -> list[str]:
     return [t for sc in static for t in sc["targets"]]
 
 
-def test_promtool_check_config_as_shipped() -> None:
-    # also checks every rule file that rule_files (rules/*.yml) matches
-    result = run([PROMTOOL, "check", "config", str(PROMETHEUS_YML)])
+def test_promtool_check_config_as_shipped(tmp_path: Path) -> None:
+    result = run([PROMTOOL, "check", "config", "--syntax-only", str(PROMETHEUS_YML)])
+    assert result.returncode == 0, explain(result)
+    # promtool also wants the secret files (Docker secrets under /run/secrets/) to exist:
+    # the same text, each secret in a file of tmp_path, the rules' glob made absolute.
+    # It checks every rule file that rule_files (rules/*.yml) matches.
+    text = PROMETHEUS_YML.read_text(encoding="utf-8")
+    for name in set(re.findall(r"/run/secrets/(\w+)", text)):
+        (tmp_path / name).write_text("not-the-real-secret-0123456789\n")
+    text = text.replace("/run/secrets/", f"{tmp_path}/").replace(
+        "  - rules/*.yml", f"  - {PROMETHEUS_YML.parent}/rules/*.yml"
+    )
+    copy = tmp_path / "prometheus.yml"
+    copy.write_text(text)
+    result = run([PROMTOOL, "check", "config", str(copy)])
     assert result.returncode == 0, explain(result)
     assert "SUCCESS" in result.stdout + result.stderr
+    assert "rules/scholar-ops.yml" in result.stdout + result.stderr
+
+
+def test_authentication_to_each_target() -> None:
+    """The health service with its bearer token, AlertManager and Prometheus with basic
+    auth (web configs made by docker/make-secrets.py), each secret a Docker secret file."""
+    config = load_yaml(PROMETHEUS_YML)
+    jobs = _jobs()
+    assert jobs[names.JOB_HEALTH]["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": "/run/secrets/health_token",
+    }
+    for job, secret in (("prometheus", "prometheus"), ("alertmanager", "alertmanager")):
+        assert jobs[job]["basic_auth"] == {
+            "username": "scholar-ops",
+            "password_file": f"/run/secrets/{secret}_password",
+        }
+    (manager,) = config["alerting"]["alertmanagers"]
+    assert manager["basic_auth"] == jobs["alertmanager"]["basic_auth"]
+    assert "password:" not in PROMETHEUS_YML.read_text()  # never a password in the file
 
 
 def test_promtool_check_config_rendered(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import yaml
 
 from scholar_ops.stack import Stack, StackError, StackState, free_ports
 from scholar_ops.stack.procs import MARKER_ENV, ProcessRecord, proc_stat, stop_record
+from scholar_ops.stack.stack import health_token_path
 from scholar_ops.testbed.alerting import ALERTMANAGER_CONFIG, PROMETHEUS_RULES_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -147,9 +148,24 @@ def test_sinks_record_webhooks_and_mail_and_list_them(running: Running) -> None:
 
 
 def test_health_service_and_app_answer(running: Running) -> None:
-    health = httpx.get(running.state.urls["health"] + "/health/comprehensive", timeout=60).json()
+    base = running.state.urls["health"]
+    token_file = health_token_path(running.state.home)
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert httpx.get(base + "/health/comprehensive", timeout=60).status_code == 401
+    assert httpx.get(base + "/livez", timeout=30).json() == {"status": "ok"}
+    auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    health = httpx.get(base + "/health/comprehensive", headers=auth, timeout=60).json()
     for check in ("postgres", "redis", "chroma", "backend"):
         assert health["checks"][check]["status"] == "healthy", health["checks"][check]
+    # Prometheus scrapes the health service with the token file
+    prom = running.state.urls["prometheus"]
+
+    def health_up() -> bool:
+        query = {"query": 'up{job="scholar-ops-health"}'}
+        result = httpx.get(f"{prom}/api/v1/query", params=query, timeout=30).json()["data"]
+        return bool(result["result"]) and result["result"][0]["value"][1] == "1"
+
+    _wait("Prometheus scraping the health service (up == 1)", health_up, 90)
     assert httpx.get(running.state.urls["app"] + "/health/live", timeout=30).status_code == 200
 
 

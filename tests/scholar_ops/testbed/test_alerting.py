@@ -123,3 +123,31 @@ def test_render_alertmanager_config() -> None:
     email = receivers["ops-critical"]["email_configs"][0]
     assert email == source["receivers"][0]["email_configs"][0]
     assert "/run/secrets" not in text
+
+
+def test_render_prometheus_config_health_token_and_no_basic_auth() -> None:
+    """The loopback servers run without authentication: production's basic auth is
+    dropped; the health job sends the token file given (none without one)."""
+    with_token = yaml.safe_load(
+        render_prometheus_config(
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            "127.0.0.1:3",
+            "1s",
+            "1s",
+            [],
+            prometheus="127.0.0.1:4",
+            health_credentials_file=Path("/home/stack/secrets/health-token"),
+        )
+    )
+    jobs = {j["job_name"]: j for j in with_token["scrape_configs"]}
+    assert jobs["scholar-ops-health"]["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": "/home/stack/secrets/health-token",
+    }
+    assert not any("basic_auth" in j for j in jobs.values())
+    assert not any("basic_auth" in m for m in with_token["alerting"]["alertmanagers"])
+    without = yaml.safe_load(
+        render_prometheus_config("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "1s", "1s", [])
+    )
+    assert all("authorization" not in j for j in without["scrape_configs"])

@@ -25,8 +25,9 @@ def postgres_check(
 
     params = conninfo_to_dict(dsn)
     password = params.get("password")
+    # host:port/database: no user name (the report is read by monitoring, not by DBAs)
     target = (
-        f"{params.get('user') or '?'}@{params.get('host') or 'localhost'}:"
+        f"{params.get('host') or 'localhost'}:"
         f"{params.get('port') or 5432}/{params.get('dbname') or params.get('user') or '?'}"
     )
 

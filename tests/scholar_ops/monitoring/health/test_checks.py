@@ -60,7 +60,7 @@ def test_postgres_healthy(pg_server: PgServer) -> None:
     assert r.details["connections"] >= 1
     assert r.details["max_connections"] > r.details["connections"]
     assert r.details["database_size_bytes"] > 1_000_000
-    assert r.details["target"] == f"postgres@127.0.0.1:{pg_server.port}/postgres"
+    assert r.details["target"] == f"127.0.0.1:{pg_server.port}/postgres"
     assert_no_secret(json.dumps(r.to_dict()))
 
 

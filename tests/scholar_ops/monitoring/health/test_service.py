@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scholar_ops.monitoring.health.auth import ENV_TOKEN
 from scholar_ops.monitoring.health.config import (
     ENV_BACKEND_URL,
     ENV_BACKUP_STATUS_FILE,
@@ -43,6 +44,7 @@ from tests.scholar_ops.monitoring.health.test_router import parse_metrics
 
 REPO = Path(__file__).resolve().parents[4]
 SLOW_TIMEOUT = 1.0
+READ_TOKEN = "read-Tk-7Hq2LmV9xZpR4sWc"
 
 
 @dataclass
@@ -88,6 +90,7 @@ def service(
             ENV_BACKEND_URL: http_stub.url("/health", password=HTTP_PASSWORD),
             ENV_FRONTEND_URL: http_stub.url("/"),
             ENV_BACKUP_STATUS_FILE: str(status_file),
+            ENV_TOKEN: READ_TOKEN,
         }
     )
     log = tmp_path / "service.log"
@@ -131,7 +134,8 @@ def service(
 
 def test_service_subprocess(service: Service) -> None:
     bodies: list[str] = []
-    with httpx.Client(base_url=service.base, timeout=30, trust_env=False) as http:
+    auth = {"Authorization": f"Bearer {READ_TOKEN}"}
+    with httpx.Client(base_url=service.base, timeout=30, trust_env=False, headers=auth) as http:
         index = http.get("/")
         bodies.append(index.text)
         assert index.status_code == 200
@@ -204,6 +208,7 @@ def test_service_subprocess(service: Service) -> None:
     output = service.log.read_text(errors="replace")
     assert "Shutting down" in output or "Finished server process" in output
     assert_no_secret(output)
+    assert READ_TOKEN not in output
 
 
 def test_bad_config_exits_2_naming_the_setting(
