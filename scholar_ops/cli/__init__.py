@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from scholar_ops.cli import automations, backup, metrics, repository, restore, setup, testing
+from scholar_ops.cli import copy as copy_verb
 from scholar_ops.cli.common import (
     DEFAULT_REPOSITORY,
     EXIT_INTERRUPTED,
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="name of the backup repository block (env SCHOLAR_OPS_REPOSITORY; default %(default)s)",
     )
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (setup, backup, metrics, repository, restore, automations, testing):
+    for module in (setup, backup, metrics, repository, restore, automations, testing, copy_verb):
         module.register(sub)
     return p
 

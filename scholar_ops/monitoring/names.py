@@ -13,6 +13,7 @@ JOB_DATABASES = "scholar-ops-databases"
 JOB_APP = "scholar-ops-app"
 JOB_EXPORT = "scholar-ops-metrics-export"
 JOB_HEALTH = "scholar-ops-health"  # scraped, not pushed
+JOB_COPY = "scholar-ops-copy"  # second copies (label: destination)
 
 COMPONENTS = ("postgres", "postgres-base", "redis", "chroma", "files")
 
@@ -29,12 +30,19 @@ BACKUP_DEDUP = "scholar_ops_backup_dedup_ratio"
 BACKUP_SNAPSHOTS = "scholar_ops_backup_snapshots"
 BACKUP_NEWEST_AGE = "scholar_ops_backup_newest_snapshot_age_seconds"
 BACKUP_EXPECTED_INTERVAL = "scholar_ops_backup_expected_interval_seconds"
+BACKUP_FALLBACK_USED = "scholar_ops_backup_fallback_used"  # 1: the last success used the fallback
 
 # -- restore drills (labels: component, target) --------------------------------------
 DRILL_LAST_RUN = "scholar_ops_drill_last_run_timestamp_seconds"
 DRILL_LAST_STATUS = "scholar_ops_drill_last_status"
 DRILL_LAST_SUCCESS = "scholar_ops_drill_last_success_timestamp_seconds"
 DRILL_DURATION = "scholar_ops_drill_duration_seconds"
+
+# -- second copies (label: destination, the repository block) ---------------------------
+COPY_LAST_RUN = "scholar_ops_copy_last_run_timestamp_seconds"
+COPY_LAST_STATUS = "scholar_ops_copy_last_status"
+COPY_LAST_SUCCESS = "scholar_ops_copy_last_success_timestamp_seconds"
+COPY_BYTES = "scholar_ops_copy_transferred_bytes"
 
 # -- test suites (label: suite) ----------------------------------------------------------
 TEST_LAST_RUN = "scholar_ops_test_suite_last_run_timestamp_seconds"

@@ -42,8 +42,10 @@ FAILED = "scholar-ops critical flow run failed"
 ZOMBIE = "scholar-ops crash unresponsive flow runs"
 NO_BACKUP = "scholar-ops no completed backup"
 METRICS = "scholar-ops metrics export after backup"
-NAMES = (FAILED, ZOMBIE, NO_BACKUP, METRICS)
+COPY = "scholar-ops copy after backup"
+NAMES = (FAILED, ZOMBIE, NO_BACKUP, METRICS, COPY)
 METRICS_DEPLOYMENT = "metrics-export/metrics-export"
+COPY_DEPLOYMENT = "copy-snapshots/copy-snapshots"
 UNRELATED = "scholar-ops-test unrelated automation"
 
 
@@ -203,8 +205,27 @@ def metrics_deployment(prefect_harness: None) -> Iterator[UUID]:
             c.delete_deployment(deployment_id)
 
 
+@pytest.fixture(scope="module")
+def copy_deployment(prefect_harness: None) -> Iterator[UUID]:
+    """The copy-snapshots deployment the last automation runs (created here if absent)."""
+    from prefect.exceptions import ObjectNotFound
+
+    with client() as c:
+        try:
+            deployment_id = c.read_deployment_by_name(COPY_DEPLOYMENT).id
+            created = False
+        except ObjectNotFound:
+            flow_id = c.create_flow_from_name("copy-snapshots")
+            deployment_id = c.create_deployment(flow_id=flow_id, name="copy-snapshots")
+            created = True
+    yield deployment_id
+    if created:
+        with client() as c:
+            c.delete_deployment(deployment_id)
+
+
 @pytest.fixture
-def clean(prefect_harness: None, metrics_deployment: UUID) -> Iterator[UUID]:
+def clean(prefect_harness: None, metrics_deployment: UUID, copy_deployment: UUID) -> Iterator[UUID]:
     """No automation of the file (nor the webhook block) before and after the test."""
     delete_managed()
     yield metrics_deployment
@@ -225,6 +246,9 @@ def test_repository_file_is_valid() -> None:
         assert specs[name].deployments() == set()
     assert specs[METRICS].deployments() == {METRICS_DEPLOYMENT}
     assert specs[METRICS].webhook_blocks() == set()
+    # the second copy after each completed backup
+    assert specs[COPY].deployments() == {COPY_DEPLOYMENT}
+    assert specs[COPY].trigger["expect"] == ["prefect.flow-run.Completed"]
     # a run silent for the window is marked Crashed (then the failure alert fires on it)
     zombie = specs[ZOMBIE].trigger
     assert zombie["posture"] == "Proactive"
@@ -453,6 +477,7 @@ def test_a_changed_file_updates_in_place(clean: UUID, receiver: Receiver, tmp_pa
         (ZOMBIE, "unchanged"),
         (NO_BACKUP, "updated"),
         (METRICS, "unchanged"),
+        (COPY, "unchanged"),
     ]
     after = server_automations()
     assert after[NO_BACKUP].id == before[NO_BACKUP].id
@@ -557,6 +582,7 @@ def test_missing_references(clean: UUID, receiver: Receiver, tmp_path: Path) -> 
         (ZOMBIE, "created"),
         (NO_BACKUP, "created"),
         (METRICS, "skipped"),
+        (COPY, "created"),
     ]
     assert METRICS not in server_automations()
 
