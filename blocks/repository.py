@@ -9,6 +9,21 @@ and who may read the key can differ.
 ``compression``, ``compression_level`` and ``pack_size_mib`` are the settings a
 new repository is created with (``open(create=True)``); an existing repository
 keeps the ones recorded in its config.
+
+``size_limit`` (``"500 GB"``, ``"1.5 TiB"``; empty: none) caps the repository's size:
+a backup that would pass it runs retention first and fails with RepositoryFull if
+that is not enough; one that crosses it while running stops before the pack that would
+(scholar_ops/vault/space.py).
+
+S3 only: ``s3_pack_storage_class`` (packs, ``data/``, only; the rest stays STANDARD),
+``s3_sse`` / ``s3_sse_kms_key_id`` (server-side encryption of every object) and
+``s3_object_lock_mode`` / ``s3_object_lock_days`` (Object Lock retention of packs, index,
+snapshots, key sets and config; the bucket must have Object Lock enabled):
+scholar_ops/vault/storage/s3.py.
+
+``fallback_repository`` names another repository block: a backup whose repository stays
+unreachable (after the storage's retries, or with its circuit breaker open) goes there
+instead and succeeds with a warning (tasks/targets.py).
 """
 
 from __future__ import annotations
@@ -26,17 +41,27 @@ from blocks.names import DEFAULT_MASTER_KEY_SECRET
 from blocks.secrets import load_master_key
 from blocks.storage import storage_from_s3_bucket
 from scholar_ops.redaction import redact_url
-from scholar_ops.vault.errors import RepositoryExists, RepositoryNotFound
+from scholar_ops.vault.errors import ConfigError, RepositoryExists, RepositoryNotFound
+from scholar_ops.vault.space import parse_size
 from scholar_ops.vault.storage import open_storage
 
 if TYPE_CHECKING:
     from scholar_ops.vault.crypto.keys import MasterKey
     from scholar_ops.vault.repository import Repository
     from scholar_ops.vault.storage import Storage
+    from scholar_ops.vault.storage.s3 import S3ObjectSettings
 
 log = logging.getLogger("blocks.repository")
 
 Compression = Literal["zstd", "gzip", "none"]
+PackStorageClass = Literal[
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "REDUCED_REDUNDANCY",
+]
 _LEVELS = {"zstd": (1, 22), "gzip": (1, 9)}
 
 
@@ -72,6 +97,74 @@ class BackupRepository(StrictBlock):
         default=16, ge=4, le=256, description="Target pack object size in MiB for a new repository."
     )
 
+    size_limit: str | None = Field(
+        default=None,
+        description="Largest size the repository may grow to, e.g. '500 GB' or '1.5 TiB' "
+        "(kB/MB/GB/TB powers of 1000, KiB/MiB/GiB/TiB of 1024); empty: no limit.",
+    )
+
+    s3_pack_storage_class: PackStorageClass | None = Field(
+        default=None,
+        description="S3 storage class of packs (data/ objects) only, e.g. STANDARD_IA or "
+        "GLACIER_IR; metadata stays STANDARD. Empty: the bucket's default.",
+    )
+    s3_sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None,
+        description="S3 server-side encryption of every object: AES256 (SSE-S3) or aws:kms "
+        "(SSE-KMS, with s3_sse_kms_key_id or the account's aws/s3 key). Empty: the bucket's default.",
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        default=None, description="KMS key id or ARN for s3_sse 'aws:kms'."
+    )
+    s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = Field(
+        default=None,
+        description="S3 Object Lock retention mode of packs, index, snapshots, keys and config "
+        "(the bucket must have Object Lock enabled). Empty: no retention set by scholar-ops.",
+    )
+    s3_object_lock_days: int | None = Field(
+        default=None, ge=1, le=36500, description="Object Lock retention period in days."
+    )
+
+    fallback_repository: str | None = Field(
+        default=None,
+        description="Name of another BackupRepository block: a backup goes there, with a "
+        "warning, when this repository stays unreachable after its retries.",
+    )
+
+    @field_validator("fallback_repository")
+    @classmethod
+    def _fallback(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else value.strip()
+
+    @field_validator(
+        "s3_pack_storage_class",
+        "s3_sse",
+        "s3_sse_kms_key_id",
+        "s3_object_lock_mode",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("size_limit", mode="before")
+    @classmethod
+    def _size_limit(cls, value: object) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"size_limit must be a size like '500 GB', not {type(value).__name__}")
+        try:
+            parse_size(value)
+        except ConfigError as e:
+            raise ValueError(f"size_limit: {e}") from None
+        return str(value).strip()
+
+    @property
+    def size_limit_bytes(self) -> int | None:
+        """``size_limit`` in bytes (None: no limit)."""
+        return None if self.size_limit is None else parse_size(self.size_limit)
+
     @field_validator("local_path")
     @classmethod
     def _local_path(cls, value: str | None) -> str | None:
@@ -99,6 +192,7 @@ class BackupRepository(StrictBlock):
             raise ValueError(
                 f"set exactly one of local_path (a directory) or s3_bucket (an S3Bucket block); {which} set"
             )
+        self.s3_settings()  # ConfigError -> ValueError: the S3 settings fit together
         level = self.compression_level
         if level is not None:
             if self.compression == "none":
@@ -109,6 +203,26 @@ class BackupRepository(StrictBlock):
                     f"compression_level {level} is out of range for {self.compression} ({lo}-{hi})"
                 )
         return self
+
+    def s3_settings(self) -> S3ObjectSettings | None:
+        """What every object put into the bucket carries (None: nothing set)."""
+        fields = (
+            self.s3_pack_storage_class,
+            self.s3_sse,
+            self.s3_sse_kms_key_id,
+            self.s3_object_lock_mode,
+            self.s3_object_lock_days,
+        )
+        if all(f is None for f in fields):
+            return None
+        if self.s3_bucket is None:
+            raise ValueError("the s3_* settings apply to an S3 repository (s3_bucket) only")
+        from scholar_ops.vault.storage.s3 import S3ObjectSettings
+
+        try:
+            return S3ObjectSettings(*fields)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
     @property
     def pack_size(self) -> int:
@@ -138,7 +252,7 @@ class BackupRepository(StrictBlock):
                 path = str(Path(path).expanduser())
             return open_storage(path)
         assert self.s3_bucket is not None
-        return storage_from_s3_bucket(self.s3_bucket)
+        return storage_from_s3_bucket(self.s3_bucket, self.s3_settings())
 
     def master_key(self) -> MasterKey:
         """The master key, from the Secret block named by ``master_key_secret``."""
@@ -147,8 +261,15 @@ class BackupRepository(StrictBlock):
     def open(self, create: bool = False) -> Repository:
         """Open the repository; with ``create=True``, create it first if there is none.
 
-        A new repository gets this block's compression, level and pack size.
+        A new repository gets this block's compression, level and pack size; the opened
+        one carries the block's size limit (``Repository.size_limit``).
         """
+        repo = self._open(create)
+        repo.size_limit = self.size_limit_bytes
+        repo.flow_run_id = _flow_run_id()  # who, in the audit trail (vault.audit)
+        return repo
+
+    def _open(self, create: bool) -> Repository:
         from scholar_ops.vault.repository import Repository
 
         storage = self.storage()
@@ -171,3 +292,14 @@ class BackupRepository(StrictBlock):
             return Repository.open(storage, master)
         log.info("created a new scholar-ops repository at %s", self.location)
         return repo
+
+
+def _flow_run_id() -> str | None:
+    """The Prefect flow run this process works for (None outside one)."""
+    try:
+        from prefect.runtime import flow_run
+
+        run_id = flow_run.id
+    except Exception:  # no run context: the engine reads $PREFECT__FLOW_RUN_ID itself
+        return None
+    return str(run_id) if run_id else None

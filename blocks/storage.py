@@ -1,7 +1,8 @@
 """Prefect-side glue: a store Storage from a prefect-aws ``S3Bucket`` block.
 
 The store (``vault``) never imports Prefect; this module turns a block into the
-engine's plain ``S3Storage`` (wrapped in ``RetryingStorage``).
+engine's plain ``S3Storage`` (wrapped in ``RetryingStorage`` with the location's
+circuit breaker, scholar_ops/vault/storage/breaker.py).
 
 Retries: ``RetryingStorage`` already retries transient errors with backoff, and
 a boto3 client left at botocore's defaults retries too (legacy mode, 5 attempts
@@ -17,7 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scholar_ops.redaction import redact_url
 from scholar_ops.vault.storage import RetryingStorage, S3Storage
+from scholar_ops.vault.storage.breaker import breaker_for
+
+if TYPE_CHECKING:
+    from scholar_ops.vault.storage.s3 import S3ObjectSettings
 
 if TYPE_CHECKING:
     from prefect_aws import S3Bucket
@@ -54,13 +60,18 @@ def s3_client_for_store(bucket: S3Bucket) -> Any:
     return store_credentials(bucket.credentials).get_s3_client()
 
 
-def storage_from_s3_bucket(bucket: S3Bucket) -> RetryingStorage:
+def storage_from_s3_bucket(
+    bucket: S3Bucket, settings: S3ObjectSettings | None = None
+) -> RetryingStorage:
     """Storage for objects in ``bucket.bucket_name`` under ``bucket.bucket_folder``.
 
     The boto3 client comes from the block's credentials (``AwsCredentials`` or
     ``MinIOCredentials``), including their ``aws_client_parameters`` (endpoint
     URL, botocore config), with the store's botocore retries unless the block
-    sets its own.
+    sets its own. ``settings``: storage class, encryption and Object Lock of what is put.
     """
     client = s3_client_for_store(bucket)
-    return RetryingStorage(S3Storage(client, bucket.bucket_name, bucket.bucket_folder))
+    inner = S3Storage(client, bucket.bucket_name, bucket.bucket_folder, settings=settings)
+    # one circuit breaker per endpoint and location in this process (storage.breaker)
+    endpoint = redact_url(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    return RetryingStorage(inner, breaker=breaker_for(f"{inner.location} at {endpoint}"))

@@ -26,6 +26,7 @@ from scholar_ops.monitoring import names
 from scholar_ops.monitoring.backup_status import backup_status_groups, split_key
 from scholar_ops.monitoring.collectors import Collected, Collector, CollectorOutcome, run_collectors
 from scholar_ops.monitoring.collectors.app import probe
+from scholar_ops.monitoring.collectors.audit import collect_audit
 from scholar_ops.monitoring.collectors.backups import collect_backups
 from scholar_ops.monitoring.collectors.chroma import collect_chroma
 from scholar_ops.monitoring.collectors.postgres import collect_postgres
@@ -338,7 +339,25 @@ def build_collectors(settings: MonitoringSettings) -> list[Collector]:
                 split_by=("component", "target"),
             )
         )
+        collectors.append(_audit_collector(settings.repository))
     return collectors
+
+
+def _audit_collector(repository: str) -> Collector:
+    """The audit trail's tip (scholar_ops.monitoring.collectors.audit): its own group, so a
+    failure of the backups collector does not hide a rollback."""
+    try:
+        block = load_repository(repository)
+        storage, master = block.storage(), block.master_key()
+
+        def collect() -> list[Sample]:
+            from scholar_ops.vault.repository import Repository
+
+            return collect_audit(Repository.open(storage, master))
+
+    except Exception as e:
+        collect = _failing(e)
+    return Collector("audit", names.JOB_AUDIT, {"repository": repository}, collect)
 
 
 @task(name="collect-metrics", timeout_seconds=300, cache_policy=NO_CACHE)

@@ -103,6 +103,8 @@ def prune_snapshots(repository: str, policy: RetentionPolicy, dry_run: bool = Fa
         if not dry_run:
             # and the archived WAL that no kept base backup needs any more
             report.wal_files_deleted = prune_wal_archives(repo)
+    for sid, until in report.snapshots_locked.items():  # S3 Object Lock: kept, said so
+        logger.warning("snapshot %s kept: under S3 Object Lock retention until %s", sid[:8], until)
     return report
 
 

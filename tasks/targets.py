@@ -7,12 +7,17 @@ the repository, progress, logs, retries and a small typed result.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.base import BackupRequest, TargetBlock
+from blocks.repository import BackupRepository
 from blocks.targets import load_target
 from scholar_ops.sources.drill import DrillResult
+from scholar_ops.vault.errors import TransientStorageError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.snapshot import BackupType, Snapshot
 from scholar_ops.vault.summary import BackupSummary, human_bytes
@@ -25,6 +30,7 @@ from tasks.common import (
 )
 from tasks.concurrency import dump_slot
 from tasks.progress import reported_progress
+from tasks.space import ensure_room
 
 
 @task(name="backup-target", task_run_name=BACKUP_RUN_NAME, **BACKUP_TASK_OPTIONS)
@@ -40,25 +46,29 @@ def backup_target(
     logger = get_run_logger()
     block = load_target(component, target)
     repo_block = load_repository(repository)
-    repo = repo_block.open(create=True)
-    logger.info(
-        "%s backup of %s %s into %s", backup_type, component, block.describe(), repo_block.location
-    )
-    name = block.target_name
-    # one of the few slots of its database server, shared by every worker
-    with (
-        dump_slot(component, block, logger),
-        reported_progress(
-            f"backup {name}", f"{backup_type} backup of {component} {name}", block.estimate_bytes()
-        ) as progress,
-    ):
-        snap = block.backup(
-            repo,
-            BackupRequest(backup_type, retention_days, group, progress),
+    request = (backup_type, retention_days, group)
+    fallback = None
+    try:
+        snap = _back_up_into(repo_block, block, request, logger)
+    except Exception as e:
+        fallback = repo_block.fallback_repository
+        if fallback is None or not storage_unreachable(e):
+            raise
+        # The primary stayed unreachable after its retries (or its breaker is open):
+        # the fallback repository takes the backup; `scholar-ops copy` moves it back later.
+        logger.warning(
+            "repository %s is unreachable (%s): backing %s/%s up into the fallback "
+            "repository %s instead",
+            repo_block.location,
+            e,
+            component,
+            block.target_name,
+            fallback,
         )
+        snap = _back_up_into(load_repository(fallback), block, request, logger)
     for problem in [*snap.details.get("warnings", []), *snap.details.get("errors", [])]:
-        logger.warning("%s/%s: %s", component, name, problem)
-    summary = BackupSummary.of(snap)
+        logger.warning("%s/%s: %s", component, block.target_name, problem)
+    summary = replace(BackupSummary.of(snap), fallback=fallback)
     logger.info(
         "snapshot %s (%s): %s read, %s new, %s stored in %s",
         summary.short_id,
@@ -69,6 +79,43 @@ def backup_target(
         summary.timing(),
     )
     return summary
+
+
+def storage_unreachable(exc: BaseException) -> bool:
+    """The repository's storage failed transiently (after its retries) or its circuit
+    breaker refused the call: anywhere in the chain of causes."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, TransientStorageError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _back_up_into(
+    repo_block: BackupRepository,
+    block: TargetBlock,
+    request: tuple[BackupType, float | None, str | None],
+    logger: Any,
+) -> Snapshot:
+    backup_type, retention_days, group = request
+    component, name = block.component, block.target_name
+    repo = repo_block.open(create=True)
+    logger.info(
+        "%s backup of %s %s into %s", backup_type, component, block.describe(), repo_block.location
+    )
+    # the repository's size limit: retention first, RepositoryFull if still too full
+    ensure_room(repo_block, repo, block, backup_type, logger)
+    # one of the few slots of its database server, shared by every worker
+    with (
+        dump_slot(component, block, logger),
+        reported_progress(
+            f"backup {name}", f"{backup_type} backup of {component} {name}", block.estimate_bytes()
+        ) as progress,
+    ):
+        return block.backup(repo, BackupRequest(backup_type, retention_days, group, progress))
 
 
 def latest_of(repo: Repository, block: TargetBlock) -> Snapshot:

@@ -20,9 +20,10 @@ from scholar_ops.vault.errors import OperationFailed
 from scholar_ops.vault.snapshot import BackupType
 from scholar_ops.vault.summary import BackupSummary
 from tasks.artifacts import publish_backup_report, publish_catalog
+from tasks.common import load_repository
 from tasks.metrics import push_backup_status_safely
 from tasks.repository import list_snapshots, open_repository
-from tasks.targets import backup_target
+from tasks.targets import backup_target, storage_unreachable
 
 #: How long snapshots are kept by default (days): full backups, incremental ones.
 FULL_RETENTION_DAYS = 90.0
@@ -88,8 +89,29 @@ def back_up_group(
     check_targets(targets, "back up")
     group = uuid.uuid4().hex
     keys = [f"{c}/{n}" for c, names in targets.items() for n in names]
+    fallback: str | None = None
+    catalog_of = repository
     try:
-        location = open_repository(repository)
+        fallback = load_repository(repository).fallback_repository
+        try:
+            # With a fallback, an unreachable primary is not retried here: its storage
+            # retried already, and the backup tasks fall back on their own.
+            location = open_repository.with_options(retries=0 if fallback else 3)(repository)
+        except Exception as e:
+            if fallback is None or not storage_unreachable(e):
+                raise
+            logger.warning(
+                "repository %s is unreachable (%s): the backups go to the fallback "
+                "repository %s; copy them back later with `scholar-ops copy --repository %s "
+                "--to %s`",
+                repository,
+                e,
+                fallback,
+                fallback,
+                repository,
+            )
+            location = f"{open_repository(fallback)} (fallback of {repository})"
+            catalog_of = fallback
     except Exception as e:
         message = f"cannot open the repository: {e}"
         push_backup_status_safely(
@@ -122,7 +144,15 @@ def back_up_group(
             logger.error("backup of %s failed (%s): %s", key, reasons[key], failures[key])
     push_backup_status_safely(monitoring, results, failures, reasons)
     publish_backup_report(results, failures)
-    publish_catalog(list_snapshots(repository))
+    if any(r.fallback for r in results):
+        catalog_of = fallback or catalog_of
+        logger.warning(
+            "%s backed up into the fallback repository %s (%s unreachable)",
+            ", ".join(f"{r.component}/{r.target}" for r in results if r.fallback),
+            fallback,
+            repository,
+        )
+    publish_catalog(list_snapshots(catalog_of))
     if failures:
         succeeded = ", ".join(f"{r.component}/{r.target} {r.short_id}" for r in results)
         raise BackupFailed(

@@ -29,6 +29,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from scholar_ops.cli import audit as audit_verb
 from scholar_ops.cli import automations, backup, metrics, repository, restore, setup, testing
 from scholar_ops.cli import copy as copy_verb
 from scholar_ops.cli.common import (
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for module in (setup, backup, metrics, repository, restore, automations, testing, copy_verb):
         module.register(sub)
+    audit_verb.register(sub)
     return p
 
 

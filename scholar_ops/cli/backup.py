@@ -73,6 +73,11 @@ def backup_line(r: BackupSummary) -> str:
         f"{human_bytes(r.stored_bytes)} stored"
         + (f" (dedup {r.dedup})" if r.dedup else "")
         + f" in {r.timing()}"
+        + (
+            f" (into the fallback repository {r.fallback}: the primary was unreachable)"
+            if r.fallback
+            else ""
+        )
     )
 
 

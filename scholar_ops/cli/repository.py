@@ -44,8 +44,9 @@ def register(sub: Any) -> None:
         help="verify the repository",
         description="Verify the repository: every object opens under its own name and every "
         "snapshot's data is there; --read-data also reads the data back. Snapshots this host "
-        "saw before that vanished without a prune are reported (a rollback). Exit 3 when "
-        "anything is damaged.",
+        "saw before that vanished without a prune are reported (a rollback); the audit "
+        "trail's chain is verified too (`scholar-ops audit --verify`). Exit 3 when anything "
+        "is damaged.",
     )
     c.add_argument("--read-data", nargs="?", type=float, const=1.0, default=0.0, metavar="FRACTION",
                    help="also read back all (or this fraction, 0-1) of the data")  # fmt: skip

@@ -19,6 +19,7 @@ from scholar_ops.monitoring.samples import MetricGroup, Sample, gauge
 from scholar_ops.vault.errors import (
     ConfigError,
     IntegrityError,
+    RepositoryFull,
     RepositoryLocked,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -59,6 +60,7 @@ REASONS = (
     "repository_damaged",
     "repository_locked",
     "repository_missing",
+    "repository_full",
     "wrong_key",
     "configuration_error",
     "timed_out",
@@ -74,6 +76,7 @@ def failure_reason(exc: BaseException) -> str:
         (TransientStorageError, "storage_unreachable"),
         (IntegrityError, "repository_damaged"),
         (RepositoryLocked, "repository_locked"),
+        (RepositoryFull, "repository_full"),
         (RepositoryNotFound, "repository_missing"),
         (WrongKey, "wrong_key"),
         (StorageError, "storage_error"),
@@ -117,6 +120,7 @@ def success_samples(result: BackupSummary, labels: dict[str, str]) -> list[Sampl
         gauge(names.BACKUP_SIZE, float(result.size_bytes), labels),
         gauge(names.BACKUP_NEW, float(result.new_bytes), labels),
         gauge(names.BACKUP_STORED, float(result.stored_bytes), labels),
+        gauge(names.BACKUP_FALLBACK_USED, 1.0 if result.fallback else 0.0, labels),
     ]
     if result.dedup_ratio is not None:
         samples.append(gauge(names.BACKUP_DEDUP, float(result.dedup_ratio), labels))

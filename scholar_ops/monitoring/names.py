@@ -14,6 +14,7 @@ JOB_APP = "scholar-ops-app"
 JOB_EXPORT = "scholar-ops-metrics-export"
 JOB_HEALTH = "scholar-ops-health"  # scraped, not pushed
 JOB_COPY = "scholar-ops-copy"  # second copies (label: destination)
+JOB_AUDIT = "scholar-ops-audit"  # the audit trail's tip (label: repository, the block)
 
 COMPONENTS = ("postgres", "postgres-base", "redis", "chroma", "files")
 
@@ -43,6 +44,10 @@ COPY_LAST_RUN = "scholar_ops_copy_last_run_timestamp_seconds"
 COPY_LAST_STATUS = "scholar_ops_copy_last_status"
 COPY_LAST_SUCCESS = "scholar_ops_copy_last_success_timestamp_seconds"
 COPY_BYTES = "scholar_ops_copy_transferred_bytes"
+
+# -- the audit trail (label: repository, the block; repo_id) -------------------------------
+AUDIT_TIP_SEQUENCE = "scholar_ops_audit_tip_sequence"  # never goes down but in a rollback
+AUDIT_TIP_INFO = "scholar_ops_audit_tip_info"  # 1, label hash: the newest record's
 
 # -- test suites (label: suite) ----------------------------------------------------------
 TEST_LAST_RUN = "scholar_ops_test_suite_last_run_timestamp_seconds"

@@ -23,6 +23,7 @@ from typing import Any
 import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from scholar_ops.vault import audit
 from scholar_ops.vault.chunker import Chunker, ChunkerParams, Source
 from scholar_ops.vault.compress import Compressor
 from scholar_ops.vault.crypto import aead
@@ -40,6 +41,7 @@ from scholar_ops.vault.snapshot import (
     new_backup_id,
     now_iso,
 )
+from scholar_ops.vault.space import SpaceCheck
 
 log = logging.getLogger("scholar_ops.vault.archiver")
 
@@ -60,6 +62,8 @@ class BackupWriter:
     Used as a context manager it holds a shared lock on the repository for its
     whole life, so prune cannot delete chunks this backup relies on.
     """
+
+    audit_operation = "backup"  # what its audit record (vault.audit) calls it
 
     def __init__(
         self,
@@ -109,26 +113,53 @@ class BackupWriter:
         self._own: set[bytes] = set()  # chunks stored by this backup (written or adopted)
         self._lock: Lock | None = repo.lock(f"backup {component}/{target}") if lock else None
         self._index: Index | None = None
+        self._space: SpaceCheck | None = None  # the repository's size limit (vault.space)
         self._started = time.monotonic()
         self._bytes_read = 0
+        self._committed: Snapshot | None = None
+        #: Why the audit record (vault.audit) of this backup could not be written, if it
+        #: could not: the backup stays committed and good; this only says its record is lost.
+        self.audit_error: Exception | None = None
 
     # -- lifecycle --------------------------------------------------------------
 
     def __enter__(self) -> BackupWriter:
-        if self._lock is not None:
-            self._lock.acquire()
         try:
+            if self._lock is not None:
+                self._lock.acquire()
             self._prepare()
-        except BaseException:
+        except BaseException as e:
             self._close()
+            self._audit_failure(e)
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self._close()
+        if exc is not None and self._committed is None:
+            self._audit_failure(exc)
+
+    def _audit_details(self) -> dict[str, Any]:
+        return {
+            "component": self.component,
+            "target": self.target,
+            "backup_type": self.backup_type,
+        }
+
+    def _audit_failure(self, error: BaseException) -> None:
+        audit.append_quietly(
+            self.repo,
+            self.audit_operation,
+            outcome="failed",
+            error=error,
+            details=self._audit_details(),
+        )
 
     def _prepare(self) -> None:
         self._index = self.repo.load_index()
+        if self.repo.size_limit is not None:
+            what = f"a {self.backup_type} backup of {self.component}/{self.target}"
+            self._space = SpaceCheck(self.repo, self.repo.size_limit, what)
         # Packs left by an interrupted run belong to no committed backup: adopt them,
         # so a re-run uploads only what is still missing.
         for pack_id, entries in self.repo.unindexed_packs(self._index):
@@ -229,6 +260,8 @@ class BackupWriter:
         self._raise_upload_errors()
         data = pack.finish(self.repo.key.enc_key)
         pack_id = pack.pack_id
+        if self._space is not None:
+            self._space.reserve(len(data))  # RepositoryFull: stop before passing the limit
         self._upload_sem.acquire()  # bounds packs held in memory for upload
         fut = self._uploads.submit(self._upload, pack_id, data, pack.entries)
         self._pending_uploads.append(fut)
@@ -241,6 +274,8 @@ class BackupWriter:
                 self.stats.packs_written += 1
                 self.stats.bytes_stored += len(data)
         finally:
+            if self._space is not None:
+                self._space.done(len(data))
             self._upload_sem.release()
         if self.progress is not None:
             self.progress(self._progress())
@@ -311,7 +346,16 @@ class BackupWriter:
         # The manifest's own size is counted in the writer's running stats (progress),
         # not in the snapshot's: the returned snapshot equals the one in the store.
         size = self.repo.commit_snapshot(snap)
+        self._committed = snap
         self.stats.bytes_stored += size
+        # The snapshot is committed: a record that cannot be written is a warning
+        # (self.audit_error), never a failed backup.
+        self.audit_error = audit.append_quietly(
+            self.repo,
+            self.audit_operation,
+            snapshots=[snap.backup_id],
+            details=self._audit_details(),
+        )
         if self.progress is not None:
             self.progress(self._progress())
         return snap

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scholar_ops.vault import audit
 from scholar_ops.vault.crypto.keys import KeySet
 from scholar_ops.vault.errors import (
     IntegrityError,
@@ -78,14 +79,46 @@ def check(
     progress: Callable[[int, int], None] | None = None,
     known_state: Path | None = None,
     accept_missing: bool = False,
+    verify_audit: bool = True,
 ) -> CheckReport:
     """Check structure, and read ``read_data`` (0..1) of the packs back.
 
     With ``known_state`` (a directory), snapshots this host saw before that are
     gone without a tombstone are problems; ``accept_missing`` stops reporting them.
+    ``verify_audit`` also walks the audit trail's chain (vault.audit; one small read
+    per record) and, with ``known_state``, reports a newest record lower than the one
+    this host saw before (a rollback). The check itself is recorded in the audit trail.
     """
     if not 0.0 <= read_data <= 1.0:
         raise VaultError(f"read-data fraction must be between 0 and 1, not {read_data}")
+    details: dict[str, object] = {"read_data": read_data}
+    try:
+        report = _check(repo, read_data, seed, progress, known_state, accept_missing, verify_audit)
+    except BaseException as e:
+        audit.append_quietly(repo, "check", outcome="failed", error=e, details=details)
+        raise
+    details["problems"] = len(report.problems)
+    first = str(report.problems[0]) if report.problems else None
+    audit.append_quietly(
+        repo,
+        "check",
+        outcome="ok" if report.ok else "failed",
+        error=f"{len(report.problems)} problem(s), first: {first}" if first else None,
+        snapshots=sorted({s for p in report.problems for s in p.snapshot_ids}),
+        details=details,
+    )
+    return report
+
+
+def _check(
+    repo: Repository,
+    read_data: float,
+    seed: int | None,
+    progress: Callable[[int, int], None] | None,
+    known_state: Path | None,
+    accept_missing: bool,
+    verify_audit: bool,
+) -> CheckReport:
     report = CheckReport()
     _check_locks(repo, report)
     with repo.lock("check"):
@@ -98,6 +131,20 @@ def check(
         if known_state is not None:
             _check_known(repo, report, known_state, accept_missing)
         users = _check_structure(index, sizes, snaps, report)
+        if verify_audit:
+            trail = audit.verify(repo)
+            problems = list(trail.problems)
+            if known_state is not None:
+                try:
+                    rolled_back = audit.compare_tip_seen(
+                        trail, known_state, repo.config.repo_id, accept=accept_missing
+                    )
+                except OSError as e:
+                    report.notices.append(f"could not record the audit trail's tip: {e}")
+                else:
+                    problems += [rolled_back] if rolled_back is not None else []
+            for p in problems:
+                report.problems.append(Problem(p.object_name, f"audit trail: {p.message}"))
         if read_data > 0:
             packs = sorted(p for p in index.packs if p in sizes)
             if read_data < 1.0:

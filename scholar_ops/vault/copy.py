@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 import blake3
 
+from scholar_ops.vault import audit
 from scholar_ops.vault.archiver import BackupWriter
 from scholar_ops.vault.errors import (
     ConfigError,
@@ -246,7 +247,12 @@ def copy_snapshots(
     if verify not in VERIFY_MODES:
         raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
     report = CopyReport(source.location, destination.location, src_id, dst_id, dry_run, verify)
-    with source.lock(f"copy to {destination.location}", wait=wait, on_wait=on_wait):
+    with (
+        audit.recorded(
+            source, "copy", details={"destination": destination.location, "dry_run": dry_run}
+        ) as audited,
+        source.lock(f"copy to {destination.location}", wait=wait, on_wait=on_wait),
+    ):
         readable, errors = source.scan_snapshots()
         for prefix in ids:  # a snapshot asked for by id that cannot be read: say so
             for e in errors:
@@ -316,8 +322,11 @@ def copy_snapshots(
                     report.errors.append(f"{snap.short_id}: {e}")
                     report._exceptions.append(e)
             report.snapshots.append(item)
+            if item.status == "copied":
+                audited.snapshots.append(snap.backup_id)
             if on_snapshot is not None:
                 on_snapshot(item)
+        audited.details.update(copied=report.copied, failed=report.failed)
     report.duration_s = round(time.monotonic() - t0, 3)
     return report
 
@@ -345,6 +354,8 @@ def _known_ids(
 
 class _CopyWriter(BackupWriter):
     """A BackupWriter fed with chunks already cut (the source's), not with a stream."""
+
+    audit_operation = "copy"  # the destination's audit trail says where the snapshot came from
 
     def add_chunk(self, data: bytes) -> tuple[bytes, bool]:
         """Store one chunk unless the destination has it; (its id here, whether it is new)."""
@@ -418,6 +429,14 @@ class _CopyWriter(BackupWriter):
             entries=self.entries,
         )
         self.stats.bytes_stored += self.repo.commit_snapshot(out)
+        self._committed = out
+        # As after a backup's commit: a record that cannot be written is a warning.
+        self.audit_error = audit.append_quietly(
+            self.repo,
+            self.audit_operation,
+            snapshots=[out.backup_id],
+            details={**self._audit_details(), "source_backup_id": snap.backup_id},
+        )
         return out
 
 

@@ -8,7 +8,10 @@ anything else 1).
 VaultError                      base; str() says what went wrong and what to do
 ├── StorageError                the storage backend failed
 │   ├── ObjectNotFound          an object the store needs is missing
+│   ├── ObjectLocked            S3 Object Lock keeps it until its retention date
+│   ├── DeleteDenied            the credentials may not delete (a backup writer's)
 │   └── TransientStorageError   worth retrying (timeouts, 5xx, throttling)
+│       └── CircuitOpen         not tried: the location's breaker is open (storage.breaker)
 ├── RepositoryNotFound          no repository at that location (run init)
 ├── RepositoryExists            init on a location that already holds one
 ├── WrongKey                    the master key does not open this repository
@@ -17,6 +20,7 @@ VaultError                      base; str() says what went wrong and what to do
 │   └── MisplacedObject         an authentic object under another object's name
 │                               (copied or renamed over it); names both
 ├── RepositoryLocked            another process holds a conflicting lock
+├── RepositoryFull              a backup would pass the repository's size limit (exit 1)
 ├── SnapshotNotFound            no snapshot matches the given id / selector
 ├── SourceError                 the source stream failed (e.g. pg_dump exited non-zero)
 ├── TargetNotEmpty              a restore would overwrite data without being told to
@@ -46,6 +50,40 @@ class ObjectNotFound(StorageError):
         where = f" in {location}" if location else ""
         super().__init__(f"object {name!r} not found{where}")
         self.object_name = name
+
+
+class ObjectLocked(StorageError):
+    """A delete refused because the object's S3 Object Lock retention has not ended."""
+
+    def __init__(self, name: str, until: str, location: str = "") -> None:
+        where = f" in {location}" if location else ""
+        super().__init__(
+            f"object {name!r}{where} is under S3 Object Lock retention until {until}: "
+            "it cannot be deleted before then"
+        )
+        self.object_name = name
+        self.until = until
+        self.location = location
+
+    def __reduce__(self) -> tuple[type[ObjectLocked], tuple[str, str, str]]:
+        return (type(self), (self.object_name, self.until, self.location))
+
+
+class DeleteDenied(StorageError):
+    """A delete refused by the storage's access control (S3 ``AccessDenied``): the
+    credentials may write but not delete, e.g. a backup host's (docs/s3-policies.md)."""
+
+    def __init__(self, name: str, location: str = "") -> None:
+        where = f" in {location}" if location else ""
+        super().__init__(
+            f"cannot delete {name!r}{where}: the credentials may not delete objects here "
+            "(S3 AccessDenied); pruning needs the maintainer's credentials (docs/s3-policies.md)"
+        )
+        self.object_name = name
+        self.location = location
+
+    def __reduce__(self) -> tuple[type[DeleteDenied], tuple[str, str]]:
+        return (type(self), (self.object_name, self.location))
 
 
 class TransientStorageError(StorageError):
@@ -86,6 +124,20 @@ class MisplacedObject(IntegrityError):
 
 class RepositoryLocked(VaultError):
     pass
+
+
+class RepositoryFull(VaultError):
+    """A backup would take the repository past its size limit (``vault.space``); nothing of
+    the backup was committed. Carries the figures the message names."""
+
+    def __init__(self, message: str, location: str = "", size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.location = location
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[RepositoryFull], tuple[str, str, int, int]]:
+        return (type(self), (str(self), self.location, self.size, self.limit))
 
 
 class SnapshotNotFound(VaultError):

@@ -286,6 +286,20 @@ def remove_locks(
         except ObjectNotFound:
             continue
         removed.append(RemovedLock(name, description, live))
+    from scholar_ops.vault.repository import Repository  # here: it imports this module lazily
+
+    if isinstance(codec, Repository):  # the audit trail (vault.audit) needs the repository
+        from scholar_ops.vault import audit
+
+        audit.append_quietly(
+            codec,
+            "unlock",
+            details={
+                "force": force,
+                "removed": len(removed),
+                "live_removed": sum(r.live for r in removed),
+            },
+        )
     return removed
 
 

@@ -68,7 +68,12 @@ def migrate(
     repo = Repository(storage, master, keys, config)
     report = MigrationReport(from_version=config.version)
     say = progress or (lambda _msg: None)
-    with repo.lock("migrate", exclusive=True, wait=wait):
+    from scholar_ops.vault import audit
+
+    with (
+        audit.recorded(repo, "migrate", details={"from_version": config.version}) as rec,
+        repo.lock("migrate", exclusive=True, wait=wait),
+    ):
         for info in list(storage.list(PACK_PREFIX)):
             if _reseal_pack(storage, keys, info.name, info.size):
                 report.packs += 1
@@ -101,6 +106,9 @@ def migrate(
         say(f"{report.index_objects} index objects and {report.snapshots} snapshots re-sealed")
         new_config = RepoConfig(**{**config.__dict__, "version": FORMAT_VERSION})
         storage.put(CONFIG_NAME, repo.seal(CONFIG_NAME, new_config.to_json()))
+        rec.details.update(
+            packs=report.packs, index_objects=report.index_objects, snapshots=report.snapshots
+        )
     return report
 
 

@@ -97,6 +97,12 @@ class Repository:
         self.keys = keys
         self.config = config
         self.key = keys[bytes.fromhex(config.current_key_id)]
+        #: Size limit in bytes (vault.space), set by whoever opens the repository with one;
+        #: backups written through BackupWriter stop before passing it.
+        self.size_limit: int | None = None
+        #: The Prefect flow run working on it, for the audit trail (vault.audit); set by the
+        #: tasks layer (the engine never imports Prefect; else $PREFECT__FLOW_RUN_ID is read).
+        self.flow_run_id: str | None = None
 
     @property
     def location(self) -> str:
@@ -139,7 +145,11 @@ class Repository:
         # Without conditional writes two concurrent inits can both get here: every key
         # set stays in keys/ (data sealed with any of them remains readable) and the
         # config last written wins. Open what the store now holds, not what was written.
-        return cls.open(storage, master)
+        repo = cls.open(storage, master)
+        from scholar_ops.vault import audit
+
+        audit.append_quietly(repo, "init", details={"location": storage.location})
+        return repo
 
     @classmethod
     def open(cls, storage: Storage, master: MasterKey) -> Repository:
@@ -459,13 +469,17 @@ class Repository:
 
     def rotate_master_key(self, new_master: MasterKey) -> list[str]:
         """Rewrap every key set with a new master key. No data object is rewritten."""
-        rewritten = []
-        with self.lock("key rotate", exclusive=True, wait=60):
-            for kid, ks in self.keys.items():
-                name = KEYS_PREFIX + kid.hex()
-                self.storage.put(name, ks.wrap(new_master))
-                rewritten.append(name)
-            self.master = new_master
+        from scholar_ops.vault import audit
+
+        rewritten: list[str] = []
+        with audit.recorded(self, "key-rotate") as rec:
+            with self.lock("key rotate", exclusive=True, wait=60):
+                for kid, ks in self.keys.items():
+                    name = KEYS_PREFIX + kid.hex()
+                    self.storage.put(name, ks.wrap(new_master))
+                    rewritten.append(name)
+                self.master = new_master
+            rec.details["key_sets"] = len(rewritten)
         return rewritten
 
 

@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from scholar_ops.vault import audit
 from scholar_ops.vault.compress import decompress
 from scholar_ops.vault.crypto import aead
 from scholar_ops.vault.errors import IntegrityError, MisplacedObject, ObjectNotFound, VaultError
@@ -226,7 +227,7 @@ def restore_stream(
 ) -> int:
     """Restore one entry (the only one, or ``name``) of a snapshot into ``sink``."""
     entry = pick_entry(snap, name)
-    with repo.lock(f"restore {snap.short_id}"):
+    with audit.restoring(repo, snap):
         return Restorer(repo).restore_entry(snap, entry, sink)
 
 

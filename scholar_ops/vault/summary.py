@@ -103,6 +103,8 @@ class BackupSummary:
     checksum: str
     retention_until: str | None
     items: str  # what it holds, in a few words ("12 tables")
+    #: the fallback repository block it went to, the primary being unreachable (else None)
+    fallback: str | None = None
 
     @property
     def short_id(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from typing import Any
 
 import pytest
 from prefect.blocks.system import Secret
@@ -201,3 +202,51 @@ def test_saved_repository_with_nested_s3_bucket_round_trips(s3_bucket_block, mas
     loaded.pack_size_mib = 32
     loaded.save(name, overwrite=True)
     assert BackupRepository.load_sync(name).pack_size_mib == 32
+
+
+# -- size limit (scholar_ops/vault/space.py) ----------------------------------------
+
+
+def test_size_limit_is_validated_and_carried_by_the_opened_repository(tmp_path, fixed_master_key):
+    assert BackupRepository(local_path="/x").size_limit_bytes is None
+    assert BackupRepository(local_path="/x", size_limit="").size_limit is None  # emptied box
+    assert BackupRepository(local_path="/x", size_limit=" 500 GB ").size_limit == "500 GB"
+    assert BackupRepository(local_path="/x", size_limit="500 GB").size_limit_bytes == 500 * 10**9
+    assert BackupRepository(local_path="/x", size_limit="2 GiB").size_limit_bytes == 2 << 30
+    for bad in ("500 GiG", "lots", "0 GB", "-5 GB"):
+        with pytest.raises(ValidationError, match="size_limit"):
+            BackupRepository(local_path="/x", size_limit=bad)
+    with pytest.raises(ValidationError, match="did you mean 'size_limit'"):
+        misspelt: dict[str, Any] = {"size_limt": "5 GB"}
+        BackupRepository(local_path="/x", **misspelt)
+    r = BackupRepository(local_path=str(tmp_path / "repo"), size_limit="64 MiB")
+    assert r.open(create=True).size_limit == 64 << 20
+    assert BackupRepository(local_path=str(tmp_path / "repo")).open().size_limit is None
+
+
+# -- S3 settings (scholar_ops/vault/storage/s3.py; tested against moto in
+#    tests/scholar_ops/vault/storage/test_s3_settings.py) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"s3_pack_storage_class": "GLACIER"}, "s3_pack_storage_class"),
+        ({"s3_sse": "DES"}, "s3_sse"),
+        ({"s3_sse": "AES256", "s3_sse_kms_key_id": "k"}, "needs server-side encryption"),
+        ({"s3_object_lock_mode": "GOVERNANCE"}, "both a mode"),
+        ({"s3_object_lock_mode": "COMPLIANCE", "s3_object_lock_days": 0}, "s3_object_lock_days"),
+        ({"s3_object_lock_mod": "COMPLIANCE"}, "did you mean 's3_object_lock_mode'"),
+    ],
+)
+def test_s3_settings_are_validated(kwargs, match):
+    with pytest.raises(ValidationError, match=match):
+        BackupRepository(s3_bucket=S3Bucket(bucket_name="b"), **kwargs)
+
+
+def test_s3_settings_need_an_s3_repository():
+    with pytest.raises(ValidationError, match="S3 repository"):
+        BackupRepository(local_path="/x", s3_sse="AES256")
+    blank: dict[str, Any] = {"s3_sse": "", "s3_object_lock_mode": ""}
+    r = BackupRepository(s3_bucket=S3Bucket(bucket_name="b"), **blank)
+    assert r.s3_settings() is None  # emptied boxes in the UI

@@ -54,6 +54,7 @@ def exposition(now: float | None = None) -> str:
         add(n.BACKUP_SNAPSHOTS, lb, 42)
         add(n.BACKUP_NEWEST_AGE, lb, 600)
         add(n.BACKUP_EXPECTED_INTERVAL, lb, 3600)
+        add(n.BACKUP_FALLBACK_USED, lb, 1 if component == "files" else 0)
         add("push_time_seconds", lb, now - 600)
         add("push_failure_time_seconds", lb, 0)
 
@@ -71,6 +72,16 @@ def exposition(now: float | None = None) -> str:
         add(n.TEST_FAILED, tl, failed)
         add(n.TEST_DURATION, tl, 95.5)
     add(n.TEST_HEALTH_SCORE, {"job": n.JOB_TESTS, "suite": "all", "target": "aischolar"}, 47.5)
+
+    for destination, ok in (("scholar-ops-offsite", True), ("scholar-ops-s3-copy", False)):
+        cl = {"job": n.JOB_COPY, "destination": destination}
+        add(n.COPY_LAST_RUN, cl, now - 900)
+        add(n.COPY_LAST_STATUS, cl, 1 if ok else 0)
+        add(n.COPY_LAST_SUCCESS, cl, now - (900 if ok else 90000))
+        add(n.COPY_BYTES, cl, 30_000_000)
+    aud = {"job": n.JOB_AUDIT, "repo_id": "0123456789abcdef"}
+    add(n.AUDIT_TIP_SEQUENCE, aud, 1234)
+    add(n.AUDIT_TIP_INFO, {**aud, "hash": "fedcba9876543210"}, 1)
 
     sl = {"job": n.JOB_SYSTEM, "instance": HOST}
     add(n.SYSTEM_CPU, sl, 0.25)

@@ -73,6 +73,7 @@ from scholar_ops.sources.chroma.verify import (
     short_id,
     summary_line,
 )
+from scholar_ops.vault import audit
 from scholar_ops.vault.errors import ConfigError, IntegrityError, TargetNotEmpty, VaultError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer, pick_entry
@@ -570,7 +571,7 @@ def restore_chroma(
             f"{dest.describe()} already has collection {', '.join(clash)}; restore elsewhere, "
             "or pass existing='replace' (delete and recreate) or existing='skip'"
         )
-    with repo.lock(f"restore {snap.short_id}"):
+    with audit.restoring(repo, snap):
         restorer = Restorer(repo)
         for info in chosen:
             name = info["name"]
@@ -620,7 +621,7 @@ def verify_chroma(
     client = dest.client()
     batch_size = min(batch_size, int(_call(client.get_max_batch_size)))
     present = set(list_collection_names(client))
-    with repo.lock(f"verify {snap.short_id}"):
+    with audit.restoring(repo, snap, "verify"):
         restorer = Restorer(repo)
         for info in _selected(snap, collections):
             name = info["name"]
@@ -682,7 +683,7 @@ def restore_chroma_physical(
     entries = [e for e in snap.entries if e.name.startswith(PHYSICAL_PREFIX)]
     plan = [(e, _safe_relative(e.name[len(PHYSICAL_PREFIX) :], snap)) for e in entries]
     dest.mkdir(parents=True, exist_ok=True)
-    with repo.lock(f"restore {snap.short_id}"):
+    with audit.restoring(repo, snap):
         restorer = Restorer(repo)
         for entry, rel in plan:
             out = dest.joinpath(*rel.parts)

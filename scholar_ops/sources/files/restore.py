@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from scholar_ops.sources.files.backup import FORMAT
+from scholar_ops.vault import audit
 from scholar_ops.vault.errors import TargetNotEmpty, VaultError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer
@@ -98,7 +99,7 @@ def restore_files(
     dirs: list[tuple[str, Entry]] = []
     jobs = max(1, jobs)
     with (
-        repo.lock(f"restore {snap.short_id}"),
+        audit.restoring(repo, snap),
         ThreadPoolExecutor(jobs, thread_name_prefix="files-restore") as pool,
     ):
         restorer = Restorer(repo)

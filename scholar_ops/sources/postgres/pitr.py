@@ -56,6 +56,7 @@ from scholar_ops.sources.postgres.basebackup import (
 )
 from scholar_ops.sources.postgres.cluster import check_reachable, find_pg_bin_dir, server_os_user
 from scholar_ops.sources.process import free_port, log_tail
+from scholar_ops.vault import audit
 from scholar_ops.vault.errors import (
     ConfigError,
     IntegrityError,
@@ -376,7 +377,7 @@ def extract_base(
             d.mkdir(mode=0o700)
             own(d)
 
-    with repo.lock(f"restore {snap.short_id}"):
+    with audit.restoring(repo, snap):
         reader = _IterReader(Restorer(repo).iter_entry(snap, entry))
         with tarfile.open(fileobj=reader, mode="r|") as tf:  # type: ignore[call-overload]
             for member in tf:

@@ -36,6 +36,7 @@ from scholar_ops.sources.postgres.catalog import TableInfo, user_relation_count
 from scholar_ops.sources.postgres.conninfo import PgConnInfo
 from scholar_ops.sources.postgres.dump import SCHEMA_ENTRY
 from scholar_ops.sources.postgres.tools import find_tool, run_checked, run_tool
+from scholar_ops.vault import audit
 from scholar_ops.vault.errors import (
     IntegrityError,
     SourceError,
@@ -218,7 +219,7 @@ def _restore_into(
 ) -> None:
     """Schema, data, post-data, sequences and checks into the (new or empty) database."""
     with (
-        repo.lock(f"restore {snap.short_id}"),
+        audit.restoring(repo, snap),
         tempfile.TemporaryDirectory(prefix="scholar-ops-") as tmp,
     ):
         restorer = Restorer(repo)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from scholar_ops.sources.redis.dump import FORMAT, RDB_ENTRY
 from scholar_ops.sources.redis.server import RedisServer, RedisStartError, throwaway_redis
+from scholar_ops.vault import audit
 from scholar_ops.vault.errors import ConfigError, TargetNotEmpty, VaultError
 from scholar_ops.vault.repository import Repository
 from scholar_ops.vault.restorer import Restorer, pick_entry
@@ -60,7 +61,7 @@ def restore_redis_rdb(
         raise TargetNotEmpty(f"{path} already exists: remove it, or pass overwrite=True")
     partial = dest / f".{RDB_ENTRY}.partial"
     try:
-        with repo.lock(f"restore {snap.short_id}"), partial.open("wb") as f:
+        with audit.restoring(repo, snap), partial.open("wb") as f:
             Restorer(repo).restore_entry(snap, pick_entry(snap, RDB_ENTRY), f)
             f.flush()
             os.fsync(f.fileno())

@@ -1,7 +1,9 @@
 """Retries around any Storage: exponential backoff with full jitter.
 
 Only TransientStorageError is retried; ObjectNotFound, StorageError and
-ValueError pass straight through. Attempt ``n`` (counting from 0) that fails is
+ValueError pass straight through. With a ``breaker`` (storage.breaker), every attempt
+asks it first and reports to it; ``CircuitOpen`` (the breaker refused the call) is never
+retried. Attempt ``n`` (counting from 0) that fails is
 followed by a sleep of ``uniform(0, min(max_delay, base_delay * 2**n))``.
 """
 
@@ -21,9 +23,11 @@ from scholar_ops.vault.storage.base import (
     partial_uploads,
     remove_partial,
 )
+from scholar_ops.vault.storage.breaker import CircuitBreaker, CircuitOpen
 
 if TYPE_CHECKING:
     import logging
+    from datetime import datetime
 
 
 def _log() -> logging.Logger:
@@ -50,6 +54,7 @@ class RetryingStorage:
         max_delay: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: RetryCallback | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {attempts}")
@@ -61,6 +66,7 @@ class RetryingStorage:
         self.max_delay = max_delay
         self.sleep = sleep
         self.on_retry = on_retry
+        self.breaker = breaker
 
     def __repr__(self) -> str:
         return f"RetryingStorage({self.inner!r}, attempts={self.attempts})"
@@ -76,9 +82,24 @@ class RetryingStorage:
     def _call(
         self, what: str, fn: Callable[[], T], failures: builtins.list[int] | None = None
     ) -> T:
+        breaker = self.breaker
         for n in range(self.attempts):
             try:
-                return fn()
+                if breaker is None:
+                    return fn()
+                breaker.before()  # CircuitOpen: not tried, not retried
+                try:
+                    result = fn()
+                except TransientStorageError as e:
+                    breaker.failure(e)
+                    raise
+                except BaseException:
+                    breaker.success()  # it answered (not found, refused): it is up
+                    raise
+                breaker.success()
+                return result
+            except CircuitOpen:
+                raise
             except TransientStorageError as e:
                 if failures is not None:
                     failures.append(n)
@@ -129,6 +150,14 @@ class RetryingStorage:
                 name,
                 self.inner.location,
             )
+
+    def locked_until(self, name: str) -> datetime | None:
+        """The inner storage's Object Lock retention end of ``name`` (None: no lock)."""
+        fn = getattr(self.inner, "locked_until", None)
+        if not callable(fn):
+            return None
+        until: datetime | None = self._call(f"stat {name}", lambda: fn(name))
+        return until
 
     def partial_uploads(self) -> builtins.list[PartialUpload]:
         return partial_uploads(self.inner)

@@ -121,6 +121,7 @@ def test_metrics_export_pushes_every_group(
         "app/backend": True,
         "app/frontend": True,  # a refused endpoint is an observation (app_up 0)
         "backups": True,
+        "audit": True,
     }
 
     export = _samples(pushgateway, job=names.JOB_EXPORT, instance=instance)
@@ -151,6 +152,12 @@ def test_metrics_export_pushes_every_group(
     backups = _samples(pushgateway, job=names.JOB_BACKUP, target=f"docs-{suffix}")
     assert backups[(names.BACKUP_SNAPSHOTS, (("component", "files"),))] == 1
     assert backups[(names.BACKUP_SIZE, (("component", "files"),))] == 4000
+    # The audit trail's tip: init and the backup (vault.audit; the rollback alert's input).
+    trail = _samples(pushgateway, job=names.JOB_AUDIT, repository=f"repo-{suffix}")
+    rid = (("repo_id", repo_block.open().config.repo_id[:16]),)
+    assert trail[(names.AUDIT_TIP_SEQUENCE, rid)] == 2
+    (info,) = [dict(rest) for n, rest in trail if n == names.AUDIT_TIP_INFO]
+    assert info["repo_id"] == rid[0][1] and len(info["hash"]) == 16
 
     fams = pushgateway.families()
     for name in (names.REDIS_COMMANDS, names.SYSTEM_NET_SENT):

@@ -61,6 +61,7 @@ def test_success_and_failure_groups():
         names.BACKUP_NEW: 400.0,
         names.BACKUP_STORED: 250.0,
         names.BACKUP_DEDUP: 4.0,
+        names.BACKUP_FALLBACK_USED: 0.0,
         names.BACKUP_LAST_STATUS: 1.0,
     }
     # A failure carries only its status and time: push-add keeps the success figures.
@@ -165,3 +166,17 @@ def test_failure_after_success_keeps_last_success_in_the_gateway(pushgateway):
     text = pushgateway.metrics()
     assert SECRET not in text
     assert SECRET not in httpx.get(f"{pushgateway.url}/api/v1/metrics", timeout=10).text
+
+
+def test_a_backup_into_the_fallback_repository_is_flagged():
+    from dataclasses import replace
+
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    primary = _result("app", when)
+    fallback = replace(_result("other", when), fallback="scholar-ops-fallback")
+    groups = {
+        g.grouping_key["target"]: _values(g) for g in backup_status_groups([primary, fallback], {})
+    }
+    assert groups["app"][names.BACKUP_FALLBACK_USED] == 0.0
+    assert groups["other"][names.BACKUP_FALLBACK_USED] == 1.0
+    assert groups["other"][names.BACKUP_LAST_STATUS] == 1.0  # a success, with a warning

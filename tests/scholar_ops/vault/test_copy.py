@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scholar_ops.testbed.datagen import GeneratedStream
+from scholar_ops.vault import audit
 from scholar_ops.vault.archiver import BackupWriter, backup_stream
 from scholar_ops.vault.checker import check
 from scholar_ops.vault.copy import COPIED_FROM, copy_snapshots
@@ -313,3 +314,19 @@ def test_verify_new_reads_back_only_what_was_uploaded(local_pair, monkeypatch):
     assert _restored(dest, _copy_of(dest, item.source_id).backup_id) == base + b"tail"
     with pytest.raises(ConfigError, match="verify must be one of"):
         copy_snapshots(source, dest, verify="some")  # type: ignore[arg-type]
+
+
+def test_a_copy_is_in_both_audit_trails(local_pair):
+    source, dest = local_pair
+    snap = backup_stream(source, GeneratedStream(2 << 20, seed=31), component="c", target="t")
+    copy_snapshots(source, dest)
+    source_records, problems = audit.read_all(source)
+    assert problems == []
+    (read,) = [r for r in source_records if r.operation == "copy"]
+    assert read.outcome == "ok" and read.snapshots == [snap.backup_id]
+    assert read.details["destination"] == dest.location and read.details["copied"] == 1
+    dest_records, problems = audit.read_all(dest)
+    assert problems == []
+    assert [r.operation for r in dest_records if r.operation != "init"] == ["copy"]
+    assert dest_records[-1].snapshots == [_copy_of(dest, snap.backup_id).backup_id]
+    assert audit.verify(source).problems == [] and audit.verify(dest).problems == []

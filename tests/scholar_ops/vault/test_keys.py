@@ -7,6 +7,7 @@ import io
 import pytest
 
 from scholar_ops.testbed.datagen import GeneratedStream
+from scholar_ops.vault import audit
 from scholar_ops.vault.archiver import backup_stream
 from scholar_ops.vault.crypto.keys import MasterKey
 from scholar_ops.vault.errors import ConfigError, WrongKey
@@ -22,6 +23,10 @@ def test_rotation_rewraps_keys_without_touching_data(repo, master):
     rewritten = repo.rotate_master_key(new)
     after = {o.name: repo.storage.get(o.name) for o in repo.storage.list()}
     changed = {n for n in after if before.get(n) != after[n]}
+    # Besides the key sets, only the rotation's new audit record (vault.audit).
+    (record,) = {n for n in changed if n.startswith("audit/")}
+    assert record not in before and audit.read_record(repo, record).operation == "key-rotate"
+    changed.discard(record)
     assert changed == set(rewritten) and all(n.startswith("keys/") for n in changed)
     with pytest.raises(WrongKey):
         Repository.open(repo.storage, master)

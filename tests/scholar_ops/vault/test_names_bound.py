@@ -143,9 +143,11 @@ def test_a_rollback_of_the_whole_repository_is_reported_by_check(two, master, tm
     fresh = _fresh(repo, master)
     assert check(fresh).ok  # without memory, an older complete state looks fine
     report = check(fresh, known_state=state)
-    (problem,) = report.problems
+    problem, trail = sorted(report.problems, key=lambda p: p.object_name, reverse=True)
     assert problem.object_name == f"snapshots/{newer.backup_id}"
     assert "rolled back" in problem.message
+    # The newest audit records went back with it; check remembers the trail's tip too.
+    assert trail.object_name.startswith("audit/") and "rolled back" in trail.message
     # Reported until the operator accepts it; a prune's forgetting is never reported.
     assert not check(fresh, known_state=state).ok
     assert check(fresh, known_state=state, accept_missing=True).ok
