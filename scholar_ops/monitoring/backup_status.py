@@ -25,6 +25,7 @@ from scholar_ops.vault.errors import (
     SnapshotNotFound,
     SourceError,
     StorageError,
+    StorageFull,
     TransientStorageError,
     WrongKey,
 )
@@ -76,7 +77,7 @@ def failure_reason(exc: BaseException) -> str:
         (TransientStorageError, "storage_unreachable"),
         (IntegrityError, "repository_damaged"),
         (RepositoryLocked, "repository_locked"),
-        (RepositoryFull, "repository_full"),
+        ((RepositoryFull, StorageFull), "repository_full"),
         (RepositoryNotFound, "repository_missing"),
         (WrongKey, "wrong_key"),
         (StorageError, "storage_error"),

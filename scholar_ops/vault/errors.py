@@ -9,6 +9,7 @@ VaultError                      base; str() says what went wrong and what to do
 ├── StorageError                the storage backend failed
 │   ├── ObjectNotFound          an object the store needs is missing
 │   ├── ObjectLocked            S3 Object Lock keeps it until its retention date
+│   ├── StorageFull             the file system holding a local repository is full
 │   ├── DeleteDenied            the credentials may not delete (a backup writer's)
 │   └── TransientStorageError   worth retrying (timeouts, 5xx, throttling)
 │       └── CircuitOpen         not tried: the location's breaker is open (storage.breaker)
@@ -50,6 +51,11 @@ class ObjectNotFound(StorageError):
         where = f" in {location}" if location else ""
         super().__init__(f"object {name!r} not found{where}")
         self.object_name = name
+
+
+class StorageFull(StorageError):
+    """The file system (or quota) holding a local repository is full (ENOSPC, EDQUOT).
+    Not retried; reported like a size limit reached (reason ``repository_full``)."""
 
 
 class ObjectLocked(StorageError):

@@ -23,6 +23,7 @@ from scholar_ops.vault.errors import (
     ConfigError,
     ObjectNotFound,
     StorageError,
+    StorageFull,
     TransientStorageError,
 )
 from scholar_ops.vault.storage.base import ObjectInfo, PartialUpload
@@ -33,6 +34,8 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 # errno values that name a missing object when reading, stat-ing or deleting.
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
+# errno values of a full file system (or quota): not worth retrying, but named as such.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # errno values worth retrying (network filesystems, interrupted calls, busy devices).
 _TRANSIENT = frozenset(
     {errno.EIO, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY}
@@ -108,8 +111,16 @@ class LocalStorage:
         reason = exc.strerror or str(exc)
         code_name = errno.errorcode.get(code, str(code)) if code is not None else "?"
         message = f"cannot {action} {path}: {reason} ({code_name})"
+        if code in _FULL:
+            message += (
+                f"; the file system holding the repository {self.location} is full: free"
+                " space there (the apply-retention flow deletes data no kept snapshot needs)"
+                " or move the repository, then run the backup again"
+            )
         if code in _TRANSIENT:
             return TransientStorageError(message)
+        if code in _FULL:
+            return StorageFull(message)
         return StorageError(message)
 
     def _make_dirs(self, directory: Path) -> None:
