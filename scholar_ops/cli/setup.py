@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
             "Create the repository block, the master key Secret block and the repository, and "
             "the target blocks given: PostgreSQL (--pg-database), Redis (--redis-host/--redis-port), "
             "Chroma (--chroma-path or --chroma-host/--chroma-port) and files (--files NAME=PATH); "
-            "at least one target. Passwords and tokens come from the environment and go into "
+            "at least one target (or --repository-only: a second copy's destination). "
+            "Passwords and tokens come from the environment and go into "
             "Secret blocks that the targets name. An existing repository is opened first (with "
             "the key given, else the one in the Secret block); blocks that already exist with "
             "other values are left alone unless --force is given."
@@ -51,6 +52,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="replace existing blocks (the master key Secret block included) that hold "
         "different values",
+    )
+    s.add_argument(
+        "--repository-only",
+        action="store_true",
+        help="only the repository block, its master key and the repository, no targets nor "
+        "monitoring settings: a second copy's destination (`copy --to`); libpq's, Redis's and "
+        "the Pushgateway's environment variables are then ignored",
     )
     g = s.add_argument_group("repository (one of)")
     g.add_argument(
@@ -514,6 +522,33 @@ def _compare(planned: Planned, conflicts: list[str]) -> None:
         conflicts.append(f"{planned.kind} block {planned.name!r}: {'; '.join(diffs)}")
 
 
+def _check_repository_only(args: argparse.Namespace) -> None:
+    """--repository-only takes no target option given on the command line (those that
+    default from the environment, libpq's and Redis's, are ignored)."""
+    given = [
+        option
+        for option, value in (
+            ("--files", args.files),
+            ("--exclude", args.exclude),
+            ("--target", args.target),
+            ("--pg-cluster", args.pg_cluster),
+            ("--redis-target", args.redis_target),
+            ("--redis-username", args.redis_username),
+            ("--chroma-target", args.chroma_target),
+            ("--chroma-path", args.chroma_path),
+            ("--chroma-host", args.chroma_host),
+            ("--chroma-port", args.chroma_port),
+            ("--chroma-physical", args.chroma_physical),
+        )
+        if value
+    ]
+    if given:
+        raise ConfigError(
+            f"--repository-only sets up a repository alone: leave out {', '.join(given)} "
+            "(set the targets up with the first repository)"
+        )
+
+
 # -- the verb --------------------------------------------------------------------------
 
 
@@ -542,25 +577,32 @@ def cmd_setup(args: argparse.Namespace) -> int:
             "setup needs exactly one of --repo-path or --s3-bucket (or their environment variables)"
         )
     repo_block = _repository_block(args)
-    files, warnings = _plan_files(args, repo_block.local_path)
-    targets = [
-        p
-        for p in (
-            _plan_postgres(args),
-            _plan_pg_cluster(args),
-            _plan_redis(args),
-            _plan_chroma(args),
-            *files,
-        )
-        if p
-    ]
-    if not targets:
-        raise ConfigError(
-            "setup needs at least one target: --pg-database (PostgreSQL), --pg-cluster NAME "
-            "(PostgreSQL base backups), --redis-host or "
-            "--redis-port (Redis), --chroma-path or --chroma-host (Chroma), or --files NAME=PATH"
-        )
-    monitoring = _plan_monitoring(args, targets)
+    targets: list[Planned] = []
+    warnings: list[str] = []
+    monitoring: Planned | None = None
+    if args.repository_only:
+        _check_repository_only(args)
+    else:
+        files, warnings = _plan_files(args, repo_block.local_path)
+        targets = [
+            p
+            for p in (
+                _plan_postgres(args),
+                _plan_pg_cluster(args),
+                _plan_redis(args),
+                _plan_chroma(args),
+                *files,
+            )
+            if p
+        ]
+        if not targets:
+            raise ConfigError(
+                "setup needs at least one target: --pg-database (PostgreSQL), --pg-cluster NAME "
+                "(PostgreSQL base backups), --redis-host or --redis-port (Redis), --chroma-path "
+                "or --chroma-host (Chroma), or --files NAME=PATH; or --repository-only (a "
+                "second copy's destination)"
+            )
+        monitoring = _plan_monitoring(args, targets)
     register_blocks()
     storage = repo_block.storage()
 

@@ -25,9 +25,13 @@ process in a session of its own with its log in ``<home>/logs/<name>.log``:
   ``scholar-ops`` (process), the blocks (``scholar-ops setup``: a local repository in
   ``<home>/repository``, the master key in a Secret block and ``<home>/master.key``, the
   targets named as deployments.yaml names them; the monitoring settings and the test
-  plan), every deployment of deployments.yaml (``prefect deploy --all``; the schedules
-  active, the metrics export every minute), the automations of automations.yaml (their
-  webhook posts to the stack's AlertManager), and N process workers;
+  plan; the second copy's repository block ``scholar-ops-offsite`` on
+  ``<home>/offsite-repository``, its own key in the Secret block ``scholar-ops-offsite-key``
+  and ``<home>/offsite.key``, which the copy-snapshots automation fills after each
+  completed backup; blocks that exist are never replaced), every deployment of
+  deployments.yaml (``prefect deploy --all``; the schedules active, the metrics export
+  every minute), the automations of automations.yaml (their webhook posts to the
+  stack's AlertManager), and N process workers;
 - one run each of ``full-backup`` and ``metrics-export`` on the first ``up``.
 
 Running as root, PostgreSQL runs as the ``postgres`` user; when that user cannot enter

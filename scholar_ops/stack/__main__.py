@@ -47,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nscholar-ops stack in {state.home} (logs in {state.home / 'logs'})")
             if not state.started:
                 print("everything was running already: nothing started")
-            width = max(len(k) for k in state.urls)
-            for key, url in state.urls.items():
-                print(f"  {key:<{width}}  {url}")
+            # the URLs, then the repositories: the backups' and the second copy's
+            shown = {**state.urls, **stack.status()["repositories"]}
+            width = max(len(k) for k in shown)
+            for key, where in shown.items():
+                print(f"  {key:<{width}}  {where}")
             token = health_token_path(state.home)
             print(f"the health service wants `Authorization: Bearer $(cat {token})`")
             print("stop it with `make down` (python -m scholar_ops.stack down)")
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {name:<14} pid {p['pid']:<8} {'up' if p['alive'] else 'DOWN'}{port}")
             for key, url in status["urls"].items():
                 print(f"  {key:<14} {url}")
+            for block, path in status["repositories"].items():
+                print(f"  {block:<14} {path}")
         return EXIT_OK if status["running"] else EXIT_NOT_RUNNING
     except StackError as e:
         print(f"stack: {e}", file=sys.stderr)

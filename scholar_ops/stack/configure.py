@@ -14,7 +14,14 @@ line). It creates, and never overwrites:
 - the monitoring settings (the stack's Pushgateway, the targets, the application's
   endpoint), when the block is missing;
 - the test user's Secret block and the test plan block (flows/testing/plans/aischolar.yaml
-  with the stack's URLs), when missing.
+  with the stack's URLs), when missing;
+- the second copy, when its repository block (``scholar-ops-offsite``, the copy-snapshots
+  deployment's destination) is missing: through ``scholar-ops setup --repository-only``,
+  a local repository in ``<home>/offsite-repository`` with a master key of its own (the
+  Secret block ``scholar-ops-offsite-key`` and ``<home>/offsite.key``).
+
+``parts`` in the settings says which: ``primary`` (all but the second copy) and
+``offsite`` (a stack made before the second copy existed gets only that); default both.
 
 Exit status: 0 done; 2 a block exists with other values (setup's message says which).
 """
@@ -27,12 +34,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
 from scholar_ops.cli.common import (
     DEFAULT_CHROMA_TARGET,
     DEFAULT_MONITORING,
     DEFAULT_REDIS_TARGET,
     DEFAULT_TARGET,
 )
+from scholar_ops.stack.stack import OFFSITE_BLOCK, OFFSITE_KEY_SECRET, repository_paths
 
 UPLOADS_TARGET = "aischolar-uploads"
 CONFIG_TARGET = "aischolar-config"
@@ -41,11 +50,23 @@ TEST_USER_SECRET = "aischolar-test-user"
 
 
 def configure(s: dict[str, Any]) -> int:
+    parts = s.get("parts", ["primary", "offsite"])
+    if "primary" in parts:
+        rc = _primary(s)
+        if rc != 0:
+            return rc
+    if "offsite" in parts:
+        return _offsite(s)
+    return 0
+
+
+def _primary(s: dict[str, Any]) -> int:
     from scholar_ops.cli import main as cli
 
     home = Path(s["home"])
     key_file = home / "master.key"
-    argv = ["setup", "--repo-path", str(home / "repository"), "--new-key-file", str(key_file)]
+    repo = repository_paths(home)[DEFAULT_REPOSITORY_BLOCK]
+    argv = ["setup", "--repo-path", str(repo), "--new-key-file", str(key_file)]
     if key_file.exists():
         argv += ["--master-key-file", str(key_file)]
     argv += [
@@ -66,6 +87,30 @@ def configure(s: dict[str, Any]) -> int:
     _monitoring(s)
     _testing(s)
     return 0
+
+
+def _offsite(s: dict[str, Any]) -> int:
+    """The second copy's repository block, key and repository, unless the block exists
+    (whatever it holds: a user's own second copy is never replaced)."""
+    from blocks.repository import BackupRepository
+    from scholar_ops.cli import main as cli
+
+    if _exists(BackupRepository, OFFSITE_BLOCK):
+        print(f"repository  {OFFSITE_BLOCK} [unchanged: it exists]")
+        return 0
+    # its own key: never one the environment gives (that would be the first repository's)
+    for var in ("SCHOLAR_OPS_MASTER_KEY", "SCHOLAR_OPS_MASTER_KEY_FILE"):
+        os.environ.pop(var, None)
+    home = Path(s["home"])
+    key_file = home / "offsite.key"
+    argv = [
+        "--repository", OFFSITE_BLOCK, "setup", "--repository-only",
+        "--repo-path", str(repository_paths(home)[OFFSITE_BLOCK]),
+        "--master-key-secret", OFFSITE_KEY_SECRET, "--new-key-file", str(key_file),
+    ]  # fmt: skip
+    if key_file.exists():
+        argv += ["--master-key-file", str(key_file)]
+    return int(cli(argv))
 
 
 def _exists(cls: Any, name: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from blocks.names import DEFAULT_REPOSITORY_BLOCK
 from scholar_ops.project import project_root
 from scholar_ops.sources.process import ServerStartError, find_program, free_port
 from scholar_ops.stack.procs import (
@@ -47,6 +48,20 @@ HEALTH_MODULE = "scholar_ops.monitoring.health.service"
 #: the health service's tokens: files <home>/secrets/NAME (mode 0600), made by the first up
 HEALTH_TOKEN = "health-token"
 HEALTH_OPERATOR_TOKEN = "health-operator-token"
+
+
+#: the second copy (deployments.yaml's copy-snapshots destination): a repository of its own
+#: in <home>/offsite-repository, with its own master key (a Secret block and <home>/offsite.key)
+OFFSITE_BLOCK = "scholar-ops-offsite"
+OFFSITE_KEY_SECRET = "scholar-ops-offsite-key"
+
+
+def repository_paths(home: Path) -> dict[str, Path]:
+    """The stack's repositories by block: the backups' and the second copy's."""
+    return {
+        DEFAULT_REPOSITORY_BLOCK: Path(home) / "repository",
+        OFFSITE_BLOCK: Path(home) / "offsite-repository",
+    }
 
 
 def health_token_path(home: Path) -> Path:
@@ -848,7 +863,7 @@ class Stack:
         if done.get("database") != database:
             # another Prefect database (PREFECT_API_DATABASE_CONNECTION_URL changed): its
             # blocks, deployments and automations are made again; the sample data stays
-            for key in ("blocks", "deployments", "automations", "triggered"):
+            for key in ("blocks", "offsite", "deployments", "automations", "triggered"):
                 done.pop(key, None)
             done["database"] = database
             self._save(state)
@@ -859,9 +874,16 @@ class Stack:
                  "process"],
                 "work-pool", env=env, cwd=self.project, timeout=min(remaining(), 120),
             )  # fmt: skip
-        if not done.get("blocks"):
-            self.say("blocks (scholar-ops setup, monitoring settings, test plan)")
+        if not done.get("blocks") or not done.get("offsite"):
+            # a stack made before the second copy existed gets only its repository
+            parts = ["offsite"] if done.get("blocks") else ["primary", "offsite"]
+            self.say(
+                "blocks (scholar-ops setup, monitoring settings, test plan, second copy)"
+                if "primary" in parts
+                else "blocks (the second copy's repository)"
+            )
             settings = {
+                "parts": parts,
                 "home": str(self.home),
                 "postgres_port": ports["postgres"],
                 "database": SAMPLE_DATABASE,
@@ -883,7 +905,7 @@ class Stack:
             )  # fmt: skip
             for line in out.splitlines():
                 self.say(f"  {line}")
-            done["blocks"] = True
+            done["blocks"] = done["offsite"] = True
             self._save(state)
         deployments = self.project / "deployments.yaml"
         if done.get("deployments") != _digest(deployments) or not self._deployed(ports):
@@ -1066,6 +1088,12 @@ class Stack:
             "urls": urls_for(ports) if len(ports) == len(DEFAULT_PORTS) else {},
             "postgres_data": state.get("postgres_root"),
             "prefect_database": state.get("prefect_database"),
+            # the backups and their second copy (a block the user made elsewhere: not here)
+            "repositories": {
+                block: str(path)
+                for block, path in repository_paths(self.home).items()
+                if path.is_dir()
+            },
         }
 
     def purge(self) -> list[Path]:

@@ -180,3 +180,36 @@ def test_a_repository_path_that_is_a_file_is_a_usage_error(env, capsys, monkeypa
     line = _err(capsys)
     assert str(afile) in line and "is a file, not a directory" in line
     assert afile.read_text() == "not a repository"
+
+
+def test_repository_only_sets_up_a_second_copy_with_its_own_key(env, capsys, monkeypatch):
+    """A second copy's destination: its repository block, its own key, no targets; then
+    `copy --to` fills it and a re-run changes nothing."""
+    monkeypatch.setenv("SCHOLAR_OPS_MASTER_KEY", KEY)
+    assert _setup(env) == 0
+    monkeypatch.delenv("SCHOLAR_OPS_MASTER_KEY")
+    assert main(["backup", "--files", f"up-{env['suffix']}"]) == 0
+    capsys.readouterr()
+    offsite, off_secret = f"offsite-{env['suffix']}", f"offkey-{env['suffix']}"
+    key_file = env["tmp"] / "offsite.key"
+    monkeypatch.setenv("PGDATABASE", "ignored")  # the environment's targets are left out
+    base = ["--repository", offsite, "setup", "--repository-only", "--repo-path",
+            str(env["tmp"] / "offsite"), "--master-key-secret", off_secret]  # fmt: skip
+    assert main([*base, "--new-key-file", str(key_file)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "generated a new master key" in out[0]
+    assert [line.split()[0] for line in out[1:]] == ["repository", "master"]
+    assert all(line.endswith("[created]") for line in out[1:]), out
+    assert _secret(off_secret) == key_file.read_text().strip() != KEY
+    assert main(["copy", "--to", offsite]) == 0
+    capsys.readouterr()
+    assert main(["--repository", offsite, "snapshots"]) == 0
+    assert f"up-{env['suffix']}" in capsys.readouterr().out
+
+    # Again, with the key file: nothing changes; targets are refused.
+    assert main([*base, "--master-key-file", str(key_file)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert all(line.endswith("[unchanged]") for line in out), out
+    assert main([*base, "--files", f"x={env['uploads']}", "--chroma-port", "8000"]) == 2
+    line = _err(capsys)
+    assert "--repository-only" in line and "--files, --chroma-port" in line

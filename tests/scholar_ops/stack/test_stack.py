@@ -25,8 +25,13 @@ import yaml
 
 from scholar_ops.stack import Stack, StackError, StackState, free_ports
 from scholar_ops.stack.procs import MARKER_ENV, ProcessRecord, proc_stat, stop_record
-from scholar_ops.stack.stack import health_token_path
+from scholar_ops.stack.stack import OFFSITE_BLOCK, health_token_path, repository_paths
 from scholar_ops.testbed.alerting import ALERTMANAGER_CONFIG, PROMETHEUS_RULES_DIR
+from scholar_ops.vault.copy import COPIED_FROM
+from scholar_ops.vault.crypto.keys import MasterKey
+from scholar_ops.vault.errors import WrongKey
+from scholar_ops.vault.repository import Repository
+from scholar_ops.vault.storage import LocalStorage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -78,6 +83,8 @@ def test_up_deploys_every_deployment_with_its_schedules(running: Running) -> Non
         want = [(s["cron"], s.get("active", True)) for s in spec.get("schedules", [])]
         have = [(s["schedule"]["cron"], s["active"]) for s in got["schedules"]]
         assert sorted(have) == sorted(want), spec["name"]
+    # the second copy goes to the repository the stack made for it
+    assert deployed["copy-snapshots"]["parameters"]["destination"] == OFFSITE_BLOCK
     # the first up triggered one full backup and one metrics export
     assert set(running.state.runs) == {"full-backup/full-backup", "metrics-export/metrics-export"}
 
@@ -203,6 +210,39 @@ def test_the_triggered_runs_complete_on_the_worker(running: Running) -> None:
     metrics = httpx.get(running.state.urls["pushgateway"] + "/metrics", timeout=30).text
     assert 'scholar_ops_backup_last_status{component="postgres"' in metrics
 
+    # The automation copies the completed backup into the second repository.
+    def copies() -> list[dict[str, Any]] | None:
+        runs = running.api(
+            "POST", "/flow_runs/filter", json={"flows": {"name": {"any_": ["copy-snapshots"]}}}
+        )
+        done = [r for r in runs if r["state"]["type"] in ended]
+        return done if done and len(done) == len(runs) else None
+
+    copy_runs = _wait("the copy-snapshots run the backup triggered", copies, 180)
+    assert {r["state"]["type"] for r in copy_runs} == {"COMPLETED"}, copy_runs
+    home = running.state.home
+    paths = repository_paths(home)
+    primary_key = MasterKey.from_string((home / "master.key").read_text().strip())
+    offsite_key = MasterKey.from_string((home / "offsite.key").read_text().strip())
+    primary = Repository.open(LocalStorage(paths["scholar-ops-repository"]), primary_key)
+    offsite = Repository.open(LocalStorage(paths[OFFSITE_BLOCK]), offsite_key)
+    with pytest.raises(WrongKey):  # a key of its own
+        Repository.open(LocalStorage(paths[OFFSITE_BLOCK]), primary_key)
+    originals = {s.backup_id: s for s in primary.snapshots()}
+    copied = offsite.snapshots()
+    assert copied and {s.component for s in copied} >= {"postgres", "redis", "chroma", "files"}
+    for snap in copied:
+        origin = snap.details[COPIED_FROM]
+        assert origin["repo_id"] == primary.config.repo_id
+        source = originals[origin["backup_id"]]
+        assert (snap.component, snap.target, snap.checksum) == (
+            source.component,
+            source.target,
+            source.checksum,
+        )
+    metrics = httpx.get(running.state.urls["pushgateway"] + "/metrics", timeout=30).text
+    assert f'scholar_ops_copy_last_status{{destination="{OFFSITE_BLOCK}"' in metrics
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -229,6 +269,23 @@ def test_second_up_starts_nothing(running: Running) -> None:
     assert up.returncode == 0, up.stderr
     assert "nothing started" in up.stdout
     assert running.state.urls["prefect_ui"] in up.stdout
+    offsite = repository_paths(running.stack.home)[OFFSITE_BLOCK]
+    assert [OFFSITE_BLOCK, str(offsite)] in [line.split() for line in up.stdout.splitlines()]
+    assert doc["repositories"][OFFSITE_BLOCK] == str(offsite)
+
+    # A stack made before the second copy existed gets it on its next up; an existing
+    # block (here the one made above) and its key are left as they are.
+    key_file = running.stack.home / "offsite.key"
+    key = key_file.read_text()
+    state_file = running.stack.home / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["done"]["offsite"]
+    state_file.write_text(json.dumps(state))
+    said: list[str] = []
+    assert Stack(running.stack.home, say=said.append).up(timeout=180).started == []
+    assert f"  repository  {OFFSITE_BLOCK} [unchanged: it exists]" in said, said
+    assert key_file.read_text() == key
+    assert json.loads(state_file.read_text())["done"]["offsite"] is True
 
 
 def test_a_port_taken_by_another_process_is_named(tmp_path: Path) -> None:
