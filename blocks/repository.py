@@ -23,7 +23,8 @@ scholar_ops/vault/storage/s3.py.
 
 ``fallback_repository`` names another repository block: a backup whose repository stays
 unreachable (after the storage's retries, or with its circuit breaker open) goes there
-instead and succeeds with a warning (tasks/targets.py).
+instead and succeeds with a warning (tasks/targets.py); the copy-snapshots flow moves such
+backups back into this repository once it is reachable (flows/backup/copy_snapshots.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ re-run copies only what is still missing and adopts the packs a killed run uploa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -77,6 +78,64 @@ def copy_to_repository(
     return report
 
 
+@dataclass
+class MoveBack:
+    """Moving the snapshots a backup left in the ``fallback`` repository (its primary was
+    unreachable) back into the ``primary``: the copy's ``report``, or None when it was not
+    done this run and ``problem`` says why. ``failed``: the run fails for it (a snapshot
+    not copied, a misconfigured repository), which an unreachable repository does not."""
+
+    fallback: str
+    primary: str
+    report: CopyReport | None = None
+    problem: str = ""
+    failed: bool = False
+
+    def line(self) -> str:
+        """One line for the log and the run's failure."""
+        if self.report is None:
+            return (
+                f"nothing moved back from the fallback repository {self.fallback} into "
+                f"{self.primary} this run: {self.problem}"
+            )
+        r = self.report
+        moved = "would move back" if r.dry_run else "moved back"
+        n = sum(1 for s in r.snapshots if s.status in ("copied", "would copy"))
+        failed = f", {r.failed} failed ({'; '.join(r.errors)})" if r.errors else ""
+        return (
+            f"{moved} {n} snapshot(s) from the fallback repository {self.fallback} into "
+            f"{self.primary}{failed}"
+        )
+
+    def markdown(self) -> str:
+        """The report's section on it: a verdict, then one row per snapshot moved back."""
+        lines = [f"## Moved back from the fallback `{self.fallback}` → `{self.primary}`", ""]
+        if self.report is None:
+            lines.append(f"**Not moved back this run**: {self.problem}. The next run tries again.")
+            return "\n".join(lines) + "\n"
+        r = self.report
+        sentence = self.line()
+        lines += [sentence[0].upper() + sentence[1:] + ".", ""]
+        lines += [f"- {e}" for e in r.errors]
+        moved = [s for s in r.snapshots if s.status != "skipped"]
+        if moved:
+            lines += [
+                "| snapshot | component/target | time | status | in the primary |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| `{s.short_id}` | {s.component}/{s.target} | {s.timestamp[:19]} | "
+                f"{s.status} | `{(s.destination_id or '')[:8]}` |"
+                for s in moved
+            ]
+            lines.append("")
+        lines.append(
+            "The fallback keeps its snapshots until its own retention removes them; a "
+            "snapshot moved back is not moved again."
+        )
+        return "\n".join(lines) + "\n"
+
+
 def repository_block_exists(name: str) -> bool:
     """Whether repository block ``name`` exists (the second copy is configured)."""
     from scholar_ops.vault.errors import ConfigError
@@ -92,8 +151,9 @@ def not_configured_markdown(source: str, destination: str) -> str:
     return (
         f"# Second copy: `{source}` → `{destination}`\n\n"
         f"**Second copy not configured**: there is no backup repository block "
-        f"`{destination}`, so nothing was copied. Create it (`scholar-ops setup` with another "
-        "location and block name), or pause the automation 'scholar-ops copy after backup'.\n"
+        f"`{destination}`, so nothing was copied. Create it (`scholar-ops --repository "
+        f"{destination} setup --repository-only` with another location and its own key), "
+        "or pause the automation 'scholar-ops copy after backup'.\n"
     )
 
 
@@ -162,12 +222,23 @@ def push_copy_status(
 
 
 @task(name="publish-copy-report", cache_policy=NO_CACHE)
-def publish_copy_report(report: CopyReport | None, source: str, destination: str) -> None:
-    """The report as the ``copy-report`` artifact (None: the destination is not configured)."""
-    create_markdown_artifact(
+def publish_copy_report(
+    report: CopyReport | None,
+    source: str,
+    destination: str,
+    moved_back: MoveBack | None = None,
+) -> None:
+    """The report as the ``copy-report`` artifact (None: the destination is not configured),
+    followed by what was moved back from the source's fallback repository, if it has one."""
+    text = (
         copy_markdown(report, source, destination)
         if report is not None
-        else not_configured_markdown(source, destination),
+        else not_configured_markdown(source, destination)
+    )
+    if moved_back is not None:
+        text += "\n" + moved_back.markdown()
+    create_markdown_artifact(
+        text,
         key="copy-report",
         description=f"Last copy to {destination}",
     )
